@@ -1,0 +1,99 @@
+"""Settings: ``churnops.yaml`` in the working directory plus ``CHURNOPS_*`` env vars.
+
+Read once through :func:`get_settings`. Nothing happens at import time: folders are made
+by :meth:`Settings.ensure_home` when a stage first needs them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+Metric = Literal["roc_auc", "pr_auc", "f1"]
+ThresholdStrategy = Literal["f1", "profit"]
+
+
+class Settings(BaseSettings):
+    """Every knob churnops reads; env vars win over ``churnops.yaml``, which wins over defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHURNOPS_",
+        yaml_file="churnops.yaml",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    home: Path = Field(Path(".churnops"), description="Where all local state lives.")
+    database_url: str | None = Field(
+        None, description="Operational store; default SQLite under home."
+    )
+    tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURNOPS_TRACKING_URI"),
+        description="MLflow tracking store; default SQLite under home.",
+    )
+    redis_url: str | None = None
+
+    model_name: str = "churn-model"
+    experiment_name: str = "churnops"
+
+    seed: int = 42
+    holdout: float = Field(0.2, gt=0.0, lt=0.9)
+    cv_folds: int = Field(5, ge=2, le=20)
+    trials: int = Field(12, ge=1, description="Optuna trials per model family.")
+    families: list[str] = ["logistic", "lightgbm", "xgboost"]
+    metric: Metric = "roc_auc"
+
+    threshold_strategy: ThresholdStrategy = "f1"
+    offer_cost: float = Field(10.0, ge=0.0)
+    customer_value: float = Field(500.0, ge=0.0)
+    customer_value_column: str | None = None
+    acceptance_rate: float = Field(0.3, ge=0.0, le=1.0)
+
+    min_delta: float = 0.005
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Return the operational store URL (SQLite under home unless configured)."""
+        return self.database_url or f"sqlite:///{(self.home / 'churnops.db').resolve()}"
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        """Return the MLflow tracking URI (SQLite under home unless configured)."""
+        return self.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Return where MLflow artifacts go when the tracking store is local."""
+        return (self.home / "mlartifacts").resolve()
+
+    def ensure_home(self) -> Path:
+        """Create the home folder on first use and return it."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,137 @@
+"""The feature encoder: contract columns -> one float matrix, shared by train, serve and batch.
+
+The encoder is *derived from the contract*, not fitted separately: the contract already
+holds what an encoder learns (category levels, medians for imputation, boolean levels),
+so the artifact cannot disagree with its own validation rules.
+
+Numeric columns pass through (missing -> training median); booleans become 0/1 (missing
+-> 0); categoricals are one-hot over the contract's levels (unseen or missing -> all zeros).
+Two code paths produce the same matrix: :meth:`transform` is vectorised for tables, and
+:meth:`transform_records` is plain-Python dict lookups for a few JSON records, where
+building a DataFrame would cost more than the model itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnops.data.contract import BLANK_STRINGS, DataContract, label_key
+from churnops.errors import ScoringInputError
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One source column's slice of the encoded matrix."""
+
+    name: str
+    kind: str
+    start: int
+    width: int
+    fill: float = 0.0  # numeric imputation value
+    index: Mapping[str, int] | None = None  # categorical level -> offset, boolean key -> 0/1
+
+
+class FeatureEncoder:
+    """Turn contract feature columns into a float64 matrix, for tables and single records."""
+
+    def __init__(self, contract: DataContract) -> None:
+        self.source_columns: list[str] = []
+        self.feature_names: list[str] = []
+        self.blocks: list[_Block] = []
+        start = 0
+        for spec in contract.features:
+            if spec.kind == "numeric":
+                block = _Block(spec.name, "numeric", start, 1, fill=spec.median)
+                names = [spec.name]
+            elif spec.kind == "boolean":
+                false_level, true_level = spec.levels or [0, 1]
+                index = {label_key(false_level): 0, label_key(true_level): 1}
+                block = _Block(spec.name, "boolean", start, 1, index=index)
+                names = [spec.name]
+            else:
+                levels = list(spec.categories or {})
+                index = {level: i for i, level in enumerate(levels)}
+                block = _Block(spec.name, "categorical", start, len(levels), index=index)
+                names = [f"{spec.name}={level}" for level in levels]
+            self.blocks.append(block)
+            self.source_columns.append(spec.name)
+            self.feature_names.extend(names)
+            start += block.width
+        self.width = start
+        # Which source column each encoded column belongs to, for summing contributions.
+        self.source_of = np.repeat(np.arange(len(self.blocks)), [b.width for b in self.blocks])
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        """Encode a table (columns may be raw text; the contract's coercions apply)."""
+        out = np.zeros((len(df), self.width), dtype=np.float64)
+        for block in self.blocks:
+            col = df[block.name]
+            if block.kind == "numeric":
+                values = _numeric(col)
+                out[:, block.start] = np.where(np.isnan(values), block.fill, values)
+            elif block.kind == "boolean":
+                keys = col.map(label_key, na_action="ignore")
+                out[:, block.start] = (keys == _true_key(block)).to_numpy(dtype=np.float64)
+            else:
+                text = col.astype("string").str.strip()
+                codes = pd.Categorical(text, categories=list(block.index or {})).codes
+                rows = np.flatnonzero(codes >= 0)
+                out[rows, block.start + codes[rows]] = 1.0
+        return out
+
+    def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Encode JSON-like records with dict lookups (the online hot path)."""
+        out = np.zeros((len(records), self.width), dtype=np.float64)
+        for i, record in enumerate(records):
+            row = out[i]
+            for block in self.blocks:
+                value = record.get(block.name)
+                if block.kind == "numeric":
+                    row[block.start] = _number(value, block.fill, block.name)
+                elif block.kind == "boolean":
+                    if value is not None and label_key(value) == _true_key(block):
+                        row[block.start] = 1.0
+                elif value is not None:
+                    offset = block.index.get(str(value).strip())  # type: ignore[union-attr]
+                    if offset is not None:
+                        row[block.start + offset] = 1.0
+        return out
+
+    def group_by_source(self, contributions: np.ndarray) -> np.ndarray:
+        """Sum per-encoded-column contributions into per-source-column contributions."""
+        grouped = np.zeros((contributions.shape[0], len(self.blocks)), dtype=np.float64)
+        np.add.at(grouped.T, self.source_of, contributions[:, : self.width].T)
+        return grouped
+
+
+def _true_key(block: _Block) -> str:
+    return next(k for k, v in (block.index or {}).items() if v == 1)
+
+
+def _numeric(col: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    text = col.astype("string").str.strip()
+    text = text.mask(text.str.lower().isin(BLANK_STRINGS))
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _number(value: Any, fill: float, name: str) -> float:
+    if value is None:
+        return fill
+    if isinstance(value, int | float):
+        return fill if value != value else float(value)  # NaN check without numpy
+    text = str(value).strip()
+    if text.lower() in BLANK_STRINGS:
+        return fill
+    try:
+        return float(text)
+    except ValueError:
+        raise ScoringInputError(
+            f"Field {name!r} expects a number, got {value!r}.", {"field": name}
+        ) from None

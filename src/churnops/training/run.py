@@ -1,0 +1,220 @@
+"""The training stage: validate, split, tune every family, calibrate, threshold, explain.
+
+``train`` is a plain function: data and settings in, a :class:`TrainResult` out. It does
+not touch MLflow; :mod:`churnops.registry` logs and registers the result.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnops.config import Settings
+from churnops.data.contract import DataContract, frame_digest, infer_contract
+from churnops.data.validation import ValidationReport, validate
+from churnops.errors import ConfigError, DataValidationError
+from churnops.scoring.model import ScoringModel
+from churnops.training import explain, plots
+from churnops.training.calibration import CalibrationChoice, choose_calibration
+from churnops.training.candidates import get_candidate
+from churnops.training.evaluate import classification_metrics
+from churnops.training.threshold import ProfitModel, choose_threshold, profit_curve
+from churnops.training.tuning import FamilyResult, ProgressFn, stratified_folds, tune_family
+
+
+@dataclass
+class TrainResult:
+    """Everything a training run produced, ready to be logged and registered."""
+
+    model: ScoringModel
+    family: str
+    params: dict[str, Any]
+    cv: dict[str, float]
+    holdout: dict[str, float]
+    family_scores: dict[str, float]
+    calibration: CalibrationChoice
+    threshold_strategy: str
+    leaderboard: pd.DataFrame
+    importance: dict[str, float]
+    train_frame: pd.DataFrame = field(repr=False)
+    holdout_frame: pd.DataFrame = field(repr=False)
+    validation: ValidationReport
+    dataset_digest: str
+    artifacts_dir: Path
+    seconds: float
+    settings: dict[str, Any]
+
+    @property
+    def contract(self) -> DataContract:
+        """Return the data contract the model was trained on."""
+        return self.model.contract
+
+
+def train(
+    df: pd.DataFrame,
+    settings: Settings,
+    *,
+    target: str,
+    id_column: str | None = None,
+    contract: DataContract | None = None,
+    positive: str | None = None,
+    families: list[str] | None = None,
+    trials: int | None = None,
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Train a tuned, calibrated, thresholded churn model on ``df``.
+
+    Args:
+        df: the customer table with the churn label.
+        settings: seed, holdout share, CV folds, metric, threshold economics.
+        target: the churn label column.
+        id_column: the customer id column (kept out of the features).
+        contract: an existing contract to validate against; inferred from ``df`` if None.
+        positive: the positive label when it cannot be guessed.
+        families: model families to try (default: settings.families).
+        trials: Optuna trials per family (default: settings.trials).
+        progress: called as ``progress(task, done, total)`` while tuning.
+    """
+    started = time.perf_counter()
+    families = families or settings.families
+    trials = trials or settings.trials
+    candidates = [get_candidate(name) for name in families]
+    contract = contract or infer_contract(df, target, id_column, positive)
+    checked = validate(df, contract)
+    if not checked.report.ok:
+        raise DataValidationError(
+            "The training data breaks its contract:\n" + checked.report.summary(),
+            {"issues": [i.model_dump() for i in checked.report.errors]},
+        )
+    frame = checked.frame
+    y_all = contract.target_series(frame[contract.target]).to_numpy(dtype=int)
+    train_idx, holdout_idx = _split(y_all, settings)
+    train_frame, holdout_frame = frame.iloc[train_idx], frame.iloc[holdout_idx]
+    y, y_holdout = y_all[train_idx], y_all[holdout_idx]
+    probe = ScoringModel(contract, estimator=None, family=families[0], threshold=0.5)
+    X = probe.encoder.transform(train_frame)
+    X_holdout = probe.encoder.transform(holdout_frame)
+
+    folds = stratified_folds(y, settings.cv_folds, settings.seed)
+    results: list[FamilyResult] = []
+    for candidate in candidates:
+        results.append(
+            tune_family(
+                candidate,
+                X,
+                y,
+                folds,
+                trials=trials,
+                metric=settings.metric,
+                seed=settings.seed,
+                progress=progress,
+            )
+        )
+    best = max(results, key=lambda r: r.best_score)
+
+    calibration = choose_calibration(best.oof, y, settings.seed)
+    oof = calibration.calibrator(best.oof) if calibration.calibrator else best.oof
+    economics = ProfitModel(settings.offer_cost, settings.acceptance_rate, settings.customer_value)
+    values = _customer_values(train_frame, settings)
+    choice = choose_threshold(y, oof, settings.threshold_strategy, economics, values)
+    cv_metrics = classification_metrics(y, oof, choice.threshold)
+
+    estimator = get_candidate(best.family).build(best.best_params, settings.seed).fit(X, y)
+    model = ScoringModel(
+        contract,
+        estimator,
+        best.family,
+        choice.threshold,
+        calibration.calibrator,
+        params=best.best_params,
+    )
+    p_holdout = model.probabilities(X_holdout)
+    holdout_metrics = classification_metrics(y_holdout, p_holdout, choice.threshold)
+
+    artifacts = Path(tempfile.mkdtemp(prefix="churnops-train-"))
+    importance = _explain(model, X_holdout, artifacts, settings.seed)
+    plots.evaluation_plots(y_holdout, p_holdout, choice.threshold, artifacts, best.family)
+    if settings.threshold_strategy == "f1":
+        plots.curve_plot(
+            choice.thresholds,
+            choice.objective,
+            choice.threshold,
+            "F1 (out-of-fold)",
+            artifacts / "f1_curve.png",
+        )
+    holdout_values = _customer_values(holdout_frame, settings)
+    profit = profit_curve(y_holdout, p_holdout, choice.thresholds, economics, holdout_values)
+    plots.curve_plot(
+        choice.thresholds,
+        profit,
+        choice.threshold,
+        "campaign profit (holdout)",
+        artifacts / "profit_curve.png",
+    )
+    (artifacts / "metrics.json").write_text(json.dumps(holdout_metrics, indent=2))
+
+    leaderboard = pd.concat([r.trials for r in results], ignore_index=True)
+    leaderboard = leaderboard.sort_values("value", ascending=False, na_position="last")
+    return TrainResult(
+        model=model,
+        family=best.family,
+        params=best.best_params,
+        cv=cv_metrics,
+        holdout=holdout_metrics,
+        family_scores={r.family: r.best_score for r in results},
+        calibration=calibration,
+        threshold_strategy=settings.threshold_strategy,
+        leaderboard=leaderboard,
+        importance=importance,
+        train_frame=train_frame.reset_index(drop=True),
+        holdout_frame=holdout_frame.reset_index(drop=True),
+        validation=checked.report,
+        dataset_digest=frame_digest(df),
+        artifacts_dir=artifacts,
+        seconds=round(time.perf_counter() - started, 2),
+        settings={
+            "seed": settings.seed,
+            "holdout": settings.holdout,
+            "cv_folds": settings.cv_folds,
+            "trials": trials,
+            "families": ",".join(families),
+            "metric": settings.metric,
+            "threshold_strategy": settings.threshold_strategy,
+        },
+    )
+
+
+def _split(y: np.ndarray, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    minority = int(min(np.bincount(y, minlength=2)))
+    if minority < settings.cv_folds + 2:
+        raise DataValidationError(
+            f"Only {minority} rows of the rarer class; need at least {settings.cv_folds + 2} "
+            "to hold out and cross-validate."
+        )
+    idx = np.arange(len(y))
+    return train_test_split(idx, test_size=settings.holdout, stratify=y, random_state=settings.seed)
+
+
+def _customer_values(frame: pd.DataFrame, settings: Settings) -> np.ndarray | None:
+    column = settings.customer_value_column
+    if column is None:
+        return None
+    if column not in frame.columns:
+        raise ConfigError(f"customer_value_column {column!r} is not in the data.")
+    return pd.to_numeric(frame[column], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+
+
+def _explain(model: ScoringModel, X: np.ndarray, out_dir: Path, seed: int) -> dict[str, float]:
+    importance, grouped, _ = explain.global_importance(model, X, seed)
+    (out_dir / "shap_importance.json").write_text(json.dumps(importance, indent=2))
+    explain.shap_plot(grouped, model.encoder.source_columns, out_dir)
+    return importance
