@@ -1,0 +1,40 @@
+"""MLflow tracking and model registry: log, register, load, promote, roll back.
+
+Nobody outside this package opens MLflow: code that needs a model asks here.
+"""
+
+from churnops.registry.models import (
+    CHALLENGER,
+    CHAMPION,
+    LoadedModel,
+    RegisteredVersion,
+    get_version,
+    list_versions,
+    load_model,
+    load_run_frame,
+    log_training,
+)
+from churnops.registry.promotion import (
+    PromotionResult,
+    RollbackResult,
+    list_events,
+    promote,
+    rollback,
+)
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "LoadedModel",
+    "PromotionResult",
+    "RegisteredVersion",
+    "RollbackResult",
+    "get_version",
+    "list_events",
+    "list_versions",
+    "load_model",
+    "load_run_frame",
+    "log_training",
+    "promote",
+    "rollback",
+]
