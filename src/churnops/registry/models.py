@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,11 +61,11 @@ def log_training(result: TrainResult, settings: Settings, source: str = "") -> R
     import joblib
     import mlflow
 
-    from churnops.registry.pyfunc import SCORING_MODEL, ChurnModel
-
     client = configure(settings)
     contract = result.contract
-    with mlflow.start_run(run_name=f"train-{result.family}") as run:
+    with _quiet(), mlflow.start_run(run_name=f"train-{result.family}") as run:
+        from churnops.registry.pyfunc import SCORING_MODEL, ChurnModel
+
         mlflow.set_tags(
             {
                 "churnops.family": result.family,
@@ -195,6 +199,20 @@ def load_run_frame(
     except Exception as exc:
         raise RegistryError(f"Run {run_id} has no artifact {artifact}: {exc}") from exc
     return pd.read_parquet(local)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence MLflow's advice-level warnings (integer schema hints, cloudpickle, pip)."""
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _alias_version(client: Any, name: str, alias: str) -> str | None:

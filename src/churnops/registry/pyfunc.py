@@ -23,7 +23,8 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
         self.model = joblib.load(context.artifacts[SCORING_MODEL])
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+    # No type hints on purpose: MLflow 3 would try to derive a schema from them and warn.
+    def predict(self, context, model_input, params=None):
         """Return a DataFrame with ``probability`` and ``churn`` (and the id if given)."""
         import pandas as pd
 

@@ -1,0 +1,42 @@
+# churnops — `make run` and `make test` are all a new machine needs. `make` lists targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+# Use uv from PATH, else the one pip bootstrapped into $(PYTHON) (python -m uv).
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help install install-dev run test test-fast lint format bench clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+uv-bootstrap:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+
+install: uv-bootstrap ## Create .venv with the locked runtime dependencies
+	$(UV) sync --frozen --inexact
+
+install-dev: uv-bootstrap ## Create .venv with runtime + dev dependencies
+	$(UV) sync --frozen --extra dev
+
+run: install ## Install, then run the end-to-end demo on the embedded defaults
+	$(BIN)/churnops demo
+
+test: install-dev ## Install with dev extras, then run the whole test suite
+	$(BIN)/pytest
+
+test-fast: install-dev ## Unit tests only (no MLflow/HTTP/database integration tests)
+	$(BIN)/pytest -m "not integration"
+
+lint: install-dev ## ruff check + ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: ## Remove local state (.churnops, data/) and caches
+	rm -rf .churnops data metrics.json .pytest_cache .ruff_cache

@@ -1,0 +1,61 @@
+"""The ``churnops`` command line: one thin command per stage, ``--json`` on every command.
+
+Heavy libraries are imported inside commands so ``churnops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from churnops.cli import data, models
+from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
+
+app = typer.Typer(
+    name="churnops",
+    help="Churn prediction from a customer table to production and back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.command("validate")(handle_errors(data.validate_command))
+app.command("train")(models.train_command)
+app.command("models")(models.models_command)
+app.command("promote")(models.promote_command)
+app.command("rollback")(models.rollback_command)
+
+
+@app.command("demo")
+@handle_errors
+def demo(
+    trials: int | None = typer.Option(None, "--trials", help="Optuna trials per family."),
+    data_out: Path = typer.Option(Path("data/telco.csv"), "--data-out", help="Demo CSV path."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Run the demo: Telco data -> validate -> train -> promote -> summary."""
+    from churnops.config import get_settings
+    from churnops.demo import run_demo
+
+    settings = get_settings()
+    with progress_bars() as progress:
+        result = run_demo(settings, data_out=data_out, trials=trials, progress=progress)
+    if as_json:
+        print_json(result)
+        return
+    models.print_training(result["training"])
+    promotion = result["promotion"]
+    out.print(f"Promotion: {promotion['decision']} ({promotion['reason']}).")
+    out.print(
+        f"Champion: {settings.model_name} v{result['champion_version']}. "
+        f"Demo took {result['seconds']:.0f}s."
+    )
+    out.print(
+        f"MLflow UI: mlflow ui --backend-store-uri {result['tracking_uri']}  (then open http://127.0.0.1:5000)"
+    )
+
+
+def main() -> None:
+    """Entry point of the ``churnops`` console script."""
+    app()

@@ -1,0 +1,179 @@
+"""``churnops train``, ``models``, ``promote``, ``rollback``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from churnops.cli.data import DataArg, DbOption, TableOption, read_source
+from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
+
+
+@handle_errors
+def train_command(
+    data: Path | None = DataArg,
+    target: str = typer.Option(..., "--target", help="The churn label column."),
+    id_column: str | None = typer.Option(None, "--id", help="The customer id column."),
+    positive: str | None = typer.Option(None, "--positive", help="Label meaning churn."),
+    contract_file: Path | None = typer.Option(None, "--contract", help="Validate against this."),
+    trials: int | None = typer.Option(None, "--trials", help="Optuna trials per family."),
+    families: list[str] | None = typer.Option(
+        None,
+        "--families",
+        help="Families to try (repeat or comma-separate): logistic, lightgbm, xgboost.",
+    ),
+    metric: str | None = typer.Option(
+        None, "--metric", help="Selection metric: roc_auc, pr_auc, f1."
+    ),
+    threshold: str | None = typer.Option(
+        None, "--threshold", help="Threshold strategy: f1 or profit."
+    ),
+    metrics_out: Path = typer.Option(
+        Path("metrics.json"), "--metrics-out", help="Holdout metrics file."
+    ),
+    db: str | None = DbOption,
+    table: str | None = TableOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Train and tune every family, track the run in MLflow, and register the best model."""
+    from churnops.config import get_settings
+    from churnops.data.contract import DataContract
+    from churnops.stages import train_and_register
+
+    updates: dict[str, Any] = {}
+    if metric:
+        updates["metric"] = metric
+    if threshold:
+        updates["threshold_strategy"] = threshold
+    settings = _with(get_settings(), updates)
+    names = [n.strip() for item in families or [] for n in item.split(",") if n.strip()] or None
+    df = read_source(data, db, table)
+    contract = DataContract.load(contract_file) if contract_file else None
+    with progress_bars(enabled=True) as progress:
+        summary = train_and_register(
+            df,
+            settings,
+            target=target,
+            id_column=id_column,
+            contract=contract,
+            positive=positive,
+            families=names,
+            trials=trials,
+            source=str(data or f"{db}#{table}"),
+            metrics_out=metrics_out,
+            progress=progress,
+        )
+    if as_json:
+        print_json(summary)
+        return
+    print_training(summary)
+
+
+def print_training(summary: dict[str, Any]) -> None:
+    """Print a training summary: family, version, threshold and CV vs holdout metrics."""
+    from rich.table import Table
+
+    out.print(
+        f"[bold]{summary['family']}[/] registered as {summary['model_name']} "
+        f"v{summary['model_version']} ({', '.join(summary['aliases'])}), threshold "
+        f"{summary['threshold']:.3f}, calibration {summary['calibration']}, "
+        f"{summary['seconds']:.1f}s."
+    )
+    view = Table("metric", "cv", "holdout")
+    for key, value in summary["holdout"].items():
+        view.add_row(key, f"{summary['cv'][key]:.4f}", f"{value:.4f}")
+    out.print(view)
+    out.print(
+        "Best CV per family: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["family_cv"].items())
+    )
+
+
+@handle_errors
+def models_command(as_json: bool = JsonOption) -> None:
+    """List registered model versions with aliases, family and holdout metrics."""
+    from dataclasses import asdict
+
+    from churnops import registry
+    from churnops.config import get_settings
+
+    versions = registry.list_versions(get_settings())
+    if as_json:
+        print_json(
+            {"model_name": get_settings().model_name, "versions": [asdict(v) for v in versions]}
+        )
+        return
+    from rich.table import Table
+
+    view = Table(
+        "version",
+        "aliases",
+        "family",
+        "roc_auc",
+        "pr_auc",
+        "f1",
+        "threshold",
+        "created",
+        title=get_settings().model_name,
+    )
+    for v in versions:
+        view.add_row(
+            v.version,
+            ", ".join(v.aliases),
+            v.family or "",
+            *(f"{v.holdout.get(m, float('nan')):.4f}" for m in ("roc_auc", "pr_auc", "f1")),
+            f"{v.threshold:.3f}" if v.threshold is not None else "",
+            v.created,
+        )
+    out.print(view if versions else "No registered versions yet: run `churnops train`.")
+
+
+@handle_errors
+def promote_command(
+    min_delta: float | None = typer.Option(
+        None, "--min-delta", help="Required gain (default 0.005)."
+    ),
+    metric: str | None = typer.Option(None, "--metric", help="roc_auc, pr_auc or f1."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Promote the challenger to champion if it wins on the same data by min-delta."""
+    from churnops import registry
+    from churnops.config import get_settings
+
+    result = registry.promote(get_settings(), metric=metric, min_delta=min_delta)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        colour = "green" if result.decision == "promoted" else "yellow"
+        out.print(f"[{colour}]{result.decision}[/]: {result.reason}")
+
+
+@handle_errors
+def rollback_command(
+    to: str | None = typer.Option(None, "--to", help="Version to make champion."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Move champion back to the previous champion (or to --to VERSION)."""
+    from churnops import registry
+    from churnops.config import get_settings
+
+    result = registry.rollback(get_settings(), to_version=to)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        out.print(f"Champion is now v{result.to_version} (was v{result.from_version}).")
+
+
+def _with(settings: Any, updates: dict[str, Any]) -> Any:
+    if not updates:
+        return settings
+    from pydantic import ValidationError
+
+    from churnops.config import Settings
+    from churnops.errors import ConfigError
+
+    try:
+        return Settings.model_validate({**settings.model_dump(), **updates})
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid option: {exc.errors()[0]['msg']}") from None

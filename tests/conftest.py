@@ -1,0 +1,69 @@
+"""Shared fixtures: isolated settings per test, small data, one trained registry per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from churnops.config import Settings, get_settings
+from tests.factories import make_customers
+
+POSTGRES_URL = os.environ.get(
+    "CHURNOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("CHURNOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Keep every test's state in its own folder and off any real MLflow server."""
+    for key in list(os.environ):
+        if key.startswith("CHURNOPS_") or key == "MLFLOW_TRACKING_URI":
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CHURNOPS_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with a private home and a small tuning budget."""
+    return Settings(home=tmp_path / "home", trials=2, cv_folds=3)
+
+
+@pytest.fixture(scope="session")
+def customers() -> pd.DataFrame:
+    """A 600-row Telco-like table with a known signal."""
+    return make_customers(600, seed=1)
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with one trained and registered model (v1 = champion), shared by a session."""
+    from churnops.stages import train_and_register
+
+    home = tmp_path_factory.mktemp("trained") / "home"
+    settings = Settings(home=home, trials=2, cv_folds=3)
+    train_and_register(
+        make_customers(800, seed=2), settings, target="churn", id_column="customer_id"
+    )
+    return home
+
+
+def require_service(url: str, name: str) -> None:
+    """Skip (locally) or fail (in CI) when a PostgreSQL or Redis server is not reachable."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url.replace("+psycopg", ""))
+    try:
+        socket.create_connection((parsed.hostname, parsed.port), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} at {parsed.hostname}:{parsed.port} must run in CI")
+        pytest.skip(f"{name} is not reachable at {parsed.hostname}:{parsed.port}")
