@@ -99,40 +99,19 @@ def promote(
             )
         p = model.probabilities(model.encoder.transform(holdout))
         scores[key] = classification_metrics(y, np.asarray(p), model.threshold)[metric]
-    gain = scores["challenger"] - scores["champion"]
-    if gain >= min_delta:
-        decision = "promoted"
-        reason = (
-            f"challenger {metric} {scores['challenger']:.4f} beats champion "
-            f"{scores['champion']:.4f} by {gain:+.4f} (>= {min_delta})"
-        )
-        record_champion(
-            settings,
-            client,
-            champion.version,
-            challenger.version,
-            decision,
-            reason,
-            metric,
-            scores["champion"],
-            scores["challenger"],
-        )
-    else:
-        decision = "kept"
-        reason = (
-            f"challenger {metric} {scores['challenger']:.4f} vs champion "
-            f"{scores['champion']:.4f}: gain {gain:+.4f} < {min_delta}, champion kept"
-        )
-        record_event(
-            settings,
-            decision,
-            champion.version,
-            challenger.version,
-            reason,
-            metric,
-            scores["champion"],
-            scores["challenger"],
-        )
+    decision, reason = gate(scores["champion"], scores["challenger"], metric, min_delta)
+    record = record_champion if decision == "promoted" else _record_kept
+    record(
+        settings,
+        client,
+        champion.version,
+        challenger.version,
+        decision,
+        reason,
+        metric,
+        scores["champion"],
+        scores["challenger"],
+    )
     return PromotionResult(
         decision,
         reason,
@@ -143,6 +122,20 @@ def promote(
         scores["champion"],
         scores["challenger"],
         len(holdout),
+    )
+
+
+def gate(champion: float, challenger: float, metric: str, min_delta: float) -> tuple[str, str]:
+    """Decide ``promoted`` or ``kept``: the challenger must win by at least ``min_delta``."""
+    gain = challenger - champion
+    if gain >= min_delta:
+        return "promoted", (
+            f"challenger {metric} {challenger:.4f} beats champion {champion:.4f} "
+            f"by {gain:+.4f} (>= {min_delta})"
+        )
+    return "kept", (
+        f"challenger {metric} {challenger:.4f} vs champion {champion:.4f}: "
+        f"gain {gain:+.4f} < {min_delta}, champion kept"
     )
 
 
