@@ -100,18 +100,13 @@ def promote(
         p = model.probabilities(model.encoder.transform(holdout))
         scores[key] = classification_metrics(y, np.asarray(p), model.threshold)[metric]
     decision, reason = gate(scores["champion"], scores["challenger"], metric, min_delta)
-    record = record_champion if decision == "promoted" else _record_kept
-    record(
-        settings,
-        client,
-        champion.version,
-        challenger.version,
-        decision,
-        reason,
-        metric,
-        scores["champion"],
-        scores["challenger"],
-    )
+    event = (metric, scores["champion"], scores["challenger"])
+    if decision == "promoted":
+        record_champion(
+            settings, client, champion.version, challenger.version, decision, reason, *event
+        )
+    else:
+        record_event(settings, decision, champion.version, challenger.version, reason, *event)
     return PromotionResult(
         decision,
         reason,
