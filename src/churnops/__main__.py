@@ -1,0 +1,5 @@
+"""Allow ``python -m churnops``."""
+
+from churnops.cli import main
+
+main()

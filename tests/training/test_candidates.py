@@ -1,0 +1,72 @@
+"""Model families: contributions are exact SHAP values that sum to the model's log-odds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from churnops.data.contract import infer_contract
+from churnops.errors import ConfigError
+from churnops.features import FeatureEncoder
+from churnops.training.candidates import CANDIDATES, get_candidate
+from tests.factories import make_customers
+
+PARAMS = {
+    "logistic": {"C": 1.0},
+    "lightgbm": {
+        "n_estimators": 40,
+        "learning_rate": 0.1,
+        "num_leaves": 8,
+        "min_child_samples": 10,
+        "subsample": 0.9,
+        "colsample_bytree": 0.9,
+        "reg_lambda": 1.0,
+    },
+    "xgboost": {
+        "n_estimators": 40,
+        "learning_rate": 0.1,
+        "max_depth": 3,
+        "min_child_weight": 1.0,
+        "subsample": 0.9,
+        "colsample_bytree": 0.9,
+        "reg_lambda": 1.0,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    df = make_customers(500, seed=5)
+    contract = infer_contract(df, "churn", "customer_id")
+    X = FeatureEncoder(contract).transform(df)
+    return X, contract.target_series(df["churn"]).to_numpy(dtype=int)
+
+
+@pytest.mark.parametrize("family", sorted(CANDIDATES))
+def test_contributions_sum_to_log_odds(family: str, data) -> None:
+    """Per-feature contributions plus the bias equal the model's logit for every row."""
+    X, y = data
+    candidate = get_candidate(family)
+    model = candidate.build(PARAMS[family], 0).fit(X, y)
+    contrib = candidate.contributions(model, X[:50])
+    p = model.predict_proba(X[:50])[:, 1]
+    np.testing.assert_allclose(contrib.sum(axis=1), np.log(p / (1 - p)), atol=1e-4)
+
+
+def test_lightgbm_contributions_match_shap(data) -> None:
+    """The booster's own contributions equal shap.TreeExplainer's values."""
+    import shap
+
+    X, y = data
+    candidate = get_candidate("lightgbm")
+    model = candidate.build(PARAMS["lightgbm"], 0).fit(X, y)
+    ours = candidate.contributions(model, X[:30])[:, :-1]
+    theirs = shap.TreeExplainer(model).shap_values(X[:30])
+    theirs = theirs[1] if isinstance(theirs, list) else theirs
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_unknown_family_lists_the_known_ones() -> None:
+    """An unknown family is a ConfigError naming the choices."""
+    with pytest.raises(ConfigError, match="logistic, lightgbm, xgboost"):
+        get_candidate("catboost")
