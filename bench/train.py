@@ -58,11 +58,15 @@ def selection(name: str, df: pd.DataFrame, target: str, id_column: str, trials: 
     }
     best_family = max(single, key=single.__getitem__)
     gap = single[best_family] - chosen.holdout["roc_auc"]
-    print(f"\n[{name}] holdout ROC-AUC per family (trained alone): "
-          + ", ".join(f"{f} {v:.4f}" for f, v in single.items()))
-    print(f"[{name}] churnops picked {chosen.family}: holdout {chosen.holdout['roc_auc']:.4f}; "
-          f"best family {best_family} {single[best_family]:.4f}; gap {gap:+.4f} (target <= 0.01) "
-          f"-> {'OK' if gap <= 0.01 else 'MISS'}")
+    print(
+        f"\n[{name}] holdout ROC-AUC per family (trained alone): "
+        + ", ".join(f"{f} {v:.4f}" for f, v in single.items())
+    )
+    print(
+        f"[{name}] churnops picked {chosen.family}: holdout {chosen.holdout['roc_auc']:.4f}; "
+        f"best family {best_family} {single[best_family]:.4f}; gap {gap:+.4f} (target <= 0.01) "
+        f"-> {'OK' if gap <= 0.01 else 'MISS'}"
+    )
     return gap <= 0.01
 
 
@@ -79,9 +83,11 @@ def main() -> None:
     demo = train(load_demo(), settings, target="churn", id_column="customer_id", trials=trials)
     seconds = time.perf_counter() - started
     gap = abs(demo.holdout["roc_auc"] - demo.cv["roc_auc"])
-    print(f"[demo] family {demo.family}, CV ROC-AUC {demo.cv['roc_auc']:.4f}, holdout "
-          f"{demo.holdout['roc_auc']:.4f} (target >= 0.845), |holdout-CV| {gap:.4f} "
-          f"(target <= 0.02), train {seconds:.1f}s (target <= 120s)")
+    print(
+        f"[demo] family {demo.family}, CV ROC-AUC {demo.cv['roc_auc']:.4f}, holdout "
+        f"{demo.holdout['roc_auc']:.4f} (target >= 0.845), |holdout-CV| {gap:.4f} "
+        f"(target <= 0.02), train {seconds:.1f}s (target <= 120s)"
+    )
     ok = demo.holdout["roc_auc"] >= 0.845 and gap <= 0.02 and seconds <= 120
 
     ok &= selection("call-detail mlc_churn", call_detail_table(), "churn", "rownames", trials)
@@ -90,7 +96,8 @@ def main() -> None:
     runs = []
     for _ in range(5):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "churnops", "--help"], capture_output=True, check=True)
+        cmd = [sys.executable, "-m", "churnops", "--help"]
+        subprocess.run(cmd, capture_output=True, check=True)
         runs.append(time.perf_counter() - t)
     print(f"\n[cli] churnops --help: median {np.median(runs):.2f}s (target <= 1.5s)")
     ok &= float(np.median(runs)) <= 1.5
