@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -19,8 +18,6 @@ def _quiet_mlflow() -> None:
     # MLflow's SQLite store logs every Alembic step at INFO; a CLI user only needs errors.
     for name in ("alembic", "mlflow", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    # Our pyfunc has an explicit signature; MLflow still advises type hints on every load.
-    warnings.filterwarnings("ignore", message=r".*type hints to the `predict` method.*")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
