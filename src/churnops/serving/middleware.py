@@ -146,6 +146,10 @@ class ServingMiddleware:
                 "probabilities": None,
             }
             audit = state.get("audit")
+            if isinstance(audit, list):  # a batch served by several variants: one row each
+                for part in audit:
+                    self.audit.audit({**row, **part})
+                return
             if audit:
                 row.update(audit)
             self.audit.audit(row)
