@@ -162,7 +162,10 @@ def _public(message: str) -> str:
 def _error(
     request: Request, status: int, payload: dict[str, Any], headers: Any = None
 ) -> JSONResponse:
-    payload["message"] = _public(str(payload.get("message", "")))
+    payload["message"] = str(payload.get("message", ""))
+    for key, value in payload.items():  # message, reason, …: strip paths from every text
+        if isinstance(value, str):
+            payload[key] = _public(value)
     payload["request_id"] = request.scope.get("state", {}).get("request_id")
     return JSONResponse(payload, status_code=status, headers=headers)
 
