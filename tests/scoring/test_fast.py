@@ -57,8 +57,8 @@ def test_fast_scorer_equals_model_probabilities(family_model: Any, calibration: 
         expected = family_model.probabilities(X)
         scorer = FastScorer(family_model)
         one = np.array([scorer.one(row) for row in X.tolist()])
-        assert np.abs(one - expected).max() < 1e-9
-        assert np.abs(scorer.many(X) - expected).max() < 1e-9
+        assert np.abs(one - expected).max() < 1e-6  # XGBoost sums in float32
+        assert np.abs(scorer.many(X) - expected).max() < 1e-6  # XGBoost sums in float32
     finally:
         family_model.calibrator = None
 
