@@ -17,7 +17,9 @@ from tests.factories import make_customers
 
 def _records(df: pd.DataFrame, drop: str = "churn") -> list[dict[str, Any]]:
     rows = df.drop(columns=[drop]).to_dict("records")
-    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows]
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows
+    ]
 
 
 @pytest.fixture(scope="module", params=["logistic", "lightgbm", "xgboost"])

@@ -61,9 +61,7 @@ class Api:
 
 
 @pytest.fixture
-def make_api(
-    serving_settings: Settings, champion: Predictor
-) -> Iterator[Callable[..., Api]]:
+def make_api(serving_settings: Settings, champion: Predictor) -> Iterator[Callable[..., Api]]:
     """Build an app (champion preloaded unless a loader is given) and enter its lifespan."""
     stack: list[TestClient] = []
 

@@ -122,7 +122,9 @@ def test_rate_limit_is_shared_through_redis(make_api: Any) -> None:
     require_service(REDIS_URL, "Redis")
     import redis
 
-    redis.from_url(REDIS_URL).delete(*redis.from_url(REDIS_URL).keys("churnops:ratelimit:*") or [b"x"])
+    redis.from_url(REDIS_URL).delete(
+        *redis.from_url(REDIS_URL).keys("churnops:ratelimit:*") or [b"x"]
+    )
     first = make_api(serve_rate_limit=0.2, serve_rate_burst=3, redis_url=REDIS_URL)
     second = make_api(serve_rate_limit=0.2, serve_rate_burst=3, redis_url=REDIS_URL)
     second.scorer = first.scorer  # same key, two processes' worth of apps
@@ -352,7 +354,8 @@ def test_audit_rows_are_written(api: Any) -> None:
     assert all(r.key_name.startswith("scorer-") for r in rows)
     assert rows[1].customer_ids == '["RISKY","LOYAL"]'
     assert all(len(r.payload_digest) == 64 and r.latency_ms > 0 for r in rows)
-    assert rows[0].model_version == "1" and rows[0].variant == "champion"
+    assert rows[0].model_version == "1"
+    assert rows[0].variant == "champion"
     assert api.scorer not in str(rows)
 
 
