@@ -15,12 +15,15 @@ from churnops.config import Settings
 from churnops.scoring import Predictor
 from churnops.serving import create_app
 from churnops.serving.auth import create_key
+from tests.conftest import home_tracking_uri
 
 
 @pytest.fixture(scope="session")
 def champion(trained_home: Path) -> Predictor:
     """The registered champion v1 of the session's trained home, loaded once."""
-    return Predictor.from_registry(Settings(home=trained_home))
+    return Predictor.from_registry(
+        Settings(home=trained_home, tracking_uri=home_tracking_uri(trained_home))
+    )
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +37,7 @@ def serving_settings(trained_home: Path, tmp_path: Path) -> Settings:
     """Settings on the trained home with a private operational store."""
     return Settings(
         home=trained_home,
+        tracking_uri=home_tracking_uri(trained_home),
         database_url=f"sqlite:///{tmp_path / 'ops.db'}",
         serve_access_log=False,
         serve_key_cache_seconds=0.0,
