@@ -48,11 +48,18 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from churnops.stages import train_and_register
 
     home = tmp_path_factory.mktemp("trained") / "home"
-    settings = Settings(home=home, trials=2, cv_folds=3)
+    # Explicit tracking URI: session fixtures run before the per-test env cleanup, and
+    # mlflow.set_tracking_uri() in an earlier test leaves MLFLOW_TRACKING_URI set.
+    settings = Settings(home=home, trials=2, cv_folds=3, tracking_uri=home_tracking_uri(home))
     train_and_register(
         make_customers(800, seed=2), settings, target="churn", id_column="customer_id"
     )
     return home
+
+
+def home_tracking_uri(home: Path) -> str:
+    """Return the embedded tracking URI of ``home`` (what Settings defaults to)."""
+    return f"sqlite:///{(home / 'mlflow.db').resolve()}"
 
 
 def require_service(url: str, name: str) -> None:

@@ -61,6 +61,26 @@ class Settings(BaseSettings):
 
     min_delta: float = 0.005
 
+    # Online scoring service (``churnops serve``); see docs/serving.md.
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(8000, ge=0, le=65535)
+    serve_workers: int = Field(1, ge=1)
+    serve_no_auth: bool = Field(False, description="Insecure: accept requests without a key.")
+    serve_batch_limit: int = Field(1000, ge=1, description="Customers per batch request.")
+    serve_max_body_bytes: int = Field(2_000_000, ge=1024, description="Larger bodies get 413.")
+    serve_timeout_seconds: float = Field(10.0, gt=0, description="Per-request time budget.")
+    serve_rate_limit: float = Field(100.0, ge=0, description="Requests/s per key; 0 = off.")
+    serve_rate_burst: int = Field(200, ge=1, description="Token bucket size per key.")
+    serve_canary_share: float = Field(0.0, ge=0.0, le=1.0, description="Share to challenger.")
+    serve_shadow: bool = Field(False, description="Also score the challenger, log only.")
+    serve_poll_seconds: float = Field(0.0, ge=0, description="Alias polling; 0 = off.")
+    serve_log_sample: float = Field(0.05, ge=0.0, le=1.0, description="Prediction log share.")
+    serve_audit: bool = True
+    serve_access_log: bool = True
+    serve_key_cache_seconds: float = Field(5.0, ge=0, description="Revocations apply after.")
+    serve_ssl_certfile: Path | None = None
+    serve_ssl_keyfile: Path | None = None
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -8,7 +8,17 @@
     │   └── DataValidationError       exit 1, HTTP 422  rows/columns that break the contract
     ├── ScoringInputError             exit 1, HTTP 422  a record the model cannot score
     ├── ModelNotFoundError            exit 3, HTTP 503  no such registered model, version or alias
-    └── RegistryError                 exit 3, HTTP 503  the tracking store refused or failed
+    ├── RegistryError                 exit 3, HTTP 503  the tracking store refused or failed
+    └── ServingError                  exit 1, HTTP 500  the online API refused a request
+        ├── AuthenticationError       exit 1, HTTP 401  no API key, or not a valid one
+        ├── PermissionDeniedError     exit 1, HTTP 403  a valid key without the role
+        ├── PayloadTooLargeError      exit 1, HTTP 413  a request body above the limit
+        ├── RateLimitedError          exit 1, HTTP 429  the key's token bucket is empty
+        ├── ModelNotReadyError        exit 3, HTTP 503  no model loaded yet
+        └── ReloadError               exit 3, HTTP 409  a new model that cannot replace the old
+
+``ServingError`` subclasses may carry ``headers`` (``Retry-After``, ``WWW-Authenticate``)
+that the API's one exception handler copies onto the response.
 
 Every error carries a message meant for a person (which rows, which columns, what was
 expected) and an optional ``details`` dict for ``--json`` output and API bodies.
@@ -77,3 +87,54 @@ class RegistryError(ChurnopsError):
 
     exit_code = 3
     http_status = 503
+
+
+class ServingError(ChurnopsError):
+    """A request the online API refuses; ``headers`` go onto the HTTP response."""
+
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, details)
+        self.headers = headers or {}
+
+
+class AuthenticationError(ServingError):
+    """No API key was sent, or the key is unknown or revoked."""
+
+    http_status = 401
+
+
+class PermissionDeniedError(ServingError):
+    """A valid key whose role may not call this route."""
+
+    http_status = 403
+
+
+class PayloadTooLargeError(ServingError):
+    """A request body above the configured limit."""
+
+    http_status = 413
+
+
+class RateLimitedError(ServingError):
+    """The key spent its token bucket; ``Retry-After`` says when a token is back."""
+
+    http_status = 429
+
+
+class ModelNotReadyError(ServingError):
+    """The service has no model loaded yet (or could not load one)."""
+
+    exit_code = 3
+    http_status = 503
+
+
+class ReloadError(ServingError):
+    """A reload that failed; the model that was serving keeps serving."""
+
+    exit_code = 3
+    http_status = 409

@@ -5,11 +5,12 @@ Heavy libraries are imported inside commands so ``churnops --help`` stays fast.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
-from churnops.cli import data, models
+from churnops.cli import data, models, serve
 from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
 
 app = typer.Typer(
@@ -25,6 +26,8 @@ app.command("train")(models.train_command)
 app.command("models")(models.models_command)
 app.command("promote")(models.promote_command)
 app.command("rollback")(models.rollback_command)
+app.command("serve")(serve.serve_command)
+app.add_typer(serve.keys_app, name="keys")
 
 
 @app.command("demo")
@@ -32,6 +35,9 @@ app.command("rollback")(models.rollback_command)
 def demo(
     trials: int | None = typer.Option(None, "--trials", help="Optuna trials per family."),
     data_out: Path = typer.Option(Path("data/telco.csv"), "--data-out", help="Demo CSV path."),
+    serve: bool | None = typer.Option(
+        None, "--serve/--no-serve", help="End by serving the API [default: on a terminal]."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Run the demo: Telco data -> validate -> train -> promote -> summary."""
@@ -54,6 +60,10 @@ def demo(
     out.print(
         f"MLflow UI: mlflow ui --backend-store-uri {result['tracking_uri']}  (then open http://127.0.0.1:5000)"
     )
+    if serve if serve is not None else sys.stdin.isatty():  # tests and pipes never block
+        from churnops.serving.demo import serve_demo
+
+        serve_demo(settings, say=out.print)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 Nobody outside this package opens MLflow: code that needs a model asks here.
 """
 
+from churnops.registry.local import load_last_good, save_last_good
 from churnops.registry.models import (
     CHALLENGER,
     CHAMPION,
@@ -32,9 +33,11 @@ __all__ = [
     "get_version",
     "list_events",
     "list_versions",
+    "load_last_good",
     "load_model",
     "load_run_frame",
     "log_training",
     "promote",
     "rollback",
+    "save_last_good",
 ]

@@ -1,6 +1,15 @@
 """Operational store: SQLAlchemy tables and Alembic migrations (SQLite or PostgreSQL)."""
 
 from churnops.store.database import get_engine, session_scope, upgrade
-from churnops.store.tables import Base, RegistryEvent
+from churnops.store.tables import ApiKey, AuditLog, Base, PredictionLog, RegistryEvent
 
-__all__ = ["Base", "RegistryEvent", "get_engine", "session_scope", "upgrade"]
+__all__ = [
+    "ApiKey",
+    "AuditLog",
+    "Base",
+    "PredictionLog",
+    "RegistryEvent",
+    "get_engine",
+    "session_scope",
+    "upgrade",
+]

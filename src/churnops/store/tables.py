@@ -28,3 +28,54 @@ class RegistryEvent(Base):
     to_score: Mapped[float | None] = mapped_column(sa.Float)
     reason: Mapped[str] = mapped_column(sa.Text)
     actor: Mapped[str] = mapped_column(sa.String(200))
+
+
+class ApiKey(Base):
+    """An API key of the scoring service: only its SHA-256 is stored, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(200), index=True)
+    role: Mapped[str] = mapped_column(sa.String(20))  # scorer | admin
+    prefix: Mapped[str] = mapped_column(sa.String(20))  # shown in listings to tell keys apart
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+
+class AuditLog(Base):
+    """One API call: who (key name), what (route, customers, payload digest), with which model."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    request_id: Mapped[str] = mapped_column(sa.String(64))
+    key_name: Mapped[str | None] = mapped_column(sa.String(200))
+    route: Mapped[str] = mapped_column(sa.String(200))
+    status: Mapped[int] = mapped_column(sa.Integer)
+    latency_ms: Mapped[float] = mapped_column(sa.Float)
+    customer_ids: Mapped[str | None] = mapped_column(sa.Text)  # JSON list
+    n_customers: Mapped[int] = mapped_column(sa.Integer, default=0)
+    payload_digest: Mapped[str | None] = mapped_column(sa.String(64))
+    model_version: Mapped[str | None] = mapped_column(sa.String(20))
+    variant: Mapped[str | None] = mapped_column(sa.String(20))
+    probabilities: Mapped[str | None] = mapped_column(sa.Text)  # JSON list, same order as ids
+
+
+class PredictionLog(Base):
+    """A sampled prediction (features + score) for monitoring; shadow scores are logged too."""
+
+    __tablename__ = "prediction_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    request_id: Mapped[str] = mapped_column(sa.String(64))
+    model_name: Mapped[str] = mapped_column(sa.String(200))
+    model_version: Mapped[str] = mapped_column(sa.String(20), index=True)
+    variant: Mapped[str] = mapped_column(sa.String(20))  # champion | challenger | shadow
+    customer_id: Mapped[str | None] = mapped_column(sa.String(200))
+    features: Mapped[str] = mapped_column(sa.Text)  # JSON object as received
+    probability: Mapped[float] = mapped_column(sa.Float)
+    churn: Mapped[bool] = mapped_column(sa.Boolean)

@@ -1,0 +1,302 @@
+"""Scoring routes: one customer, or a batch, against the contract of the serving model.
+
+Both read the raw body (orjson) and validate with the predictor's RecordCodec instead of a
+pydantic body parameter: the 422 names the field, what was sent and what is allowed, and
+the whole request costs a few tens of microseconds of Python. ``CustomerIn`` still
+documents the body in ``/docs`` (see ``serving/app.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from churnops.errors import ScoringInputError
+from churnops.scoring import Predictor
+from churnops.serving.audit import now
+from churnops.serving.deps import ApiKeyDep, Services
+from churnops.serving.schemas import ErrorOut, PredictionOut, PredictionsOut
+from churnops.serving.state import CHAMPION, SHADOW
+
+router = APIRouter(tags=["predict"])
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    403: {"model": ErrorOut, "description": "The key's role may not call this route"},
+    413: {"model": ErrorOut, "description": "Request body too large"},
+    422: {"model": ErrorOut, "description": "Which field, what was sent, what is allowed"},
+    429: {"model": ErrorOut, "description": "Rate limit exceeded; see Retry-After"},
+    503: {"model": ErrorOut, "description": "No model loaded yet"},
+}
+ONE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CustomerIn"}}},
+    }
+}
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CustomersIn"}}},
+    }
+}
+JSON = "application/json"
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ScoringInputError(
+            f"The request body is not valid JSON: {exc}.",
+            {"errors": [{"field": None, "message": "invalid JSON", "sent": None}]},
+        ) from None
+
+
+def _model_ref(predictor: Predictor, variant: str) -> dict[str, str]:
+    return {"name": predictor.name, "version": predictor.version, "variant": variant}
+
+
+@router.post(
+    "/v1/predict",
+    response_model=PredictionOut,
+    responses=ERROR_RESPONSES,
+    openapi_extra=ONE_BODY,
+    summary="Score one customer",
+)
+async def predict(request: Request, _principal: ApiKeyDep, explain: bool = False) -> Response:
+    """Return the churn probability and flag of one customer (``?explain=true``: top reasons)."""
+    services: Services = request.app.state.services
+    body = await request.body()
+    state = request.scope["state"]
+    audit: dict[str, Any] = {"payload_digest": hashlib.sha256(body).hexdigest()}
+    state["audit"] = audit
+    record = _parse(body)
+    models = services.models
+    customer_id = None
+    if isinstance(record, dict):
+        champion = models.champion
+        id_column = champion.codec.id_column if champion is not None else None
+        if id_column is not None:
+            raw_id = record.get(id_column)
+            if isinstance(raw_id, str | int) and not isinstance(raw_id, bool):
+                customer_id = str(raw_id)
+                audit["customer_ids"] = [customer_id]
+                audit["n_customers"] = 1
+    predictor, variant = models.pick(customer_id)
+    state["variant"] = variant
+    audit["model_version"] = predictor.version
+    audit["variant"] = variant
+    p, row = predictor.score_one(record)
+    churn = p >= predictor.threshold
+    audit["probabilities"] = [p]
+    out: dict[str, Any] = {
+        "customer_id": customer_id,
+        "probability": p,
+        "churn": churn,
+        "model": _model_ref(predictor, variant),
+    }
+    if explain:
+        out["reasons"] = predictor.reasons([row])[0]
+    services.metrics.observe_one(variant, p, churn)
+    _log_and_shadow(services, predictor, variant, state["request_id"], [record], np.array([p]))
+    return Response(orjson.dumps(out), media_type=JSON)
+
+
+@router.post(
+    "/v1/predict/batch",
+    response_model=PredictionsOut,
+    responses=ERROR_RESPONSES,
+    openapi_extra=BATCH_BODY,
+    summary="Score up to serve_batch_limit customers",
+)
+async def predict_batch(request: Request, _principal: ApiKeyDep, explain: bool = False) -> Response:
+    """Score ``{"customers": [...]}``; results come back in request order."""
+    services: Services = request.app.state.services
+    body = await request.body()
+    state = request.scope["state"]
+    state["audit"] = {"payload_digest": hashlib.sha256(body).hexdigest()}
+    payload = _parse(body)
+    records = _customers(payload, services.settings.serve_batch_limit)
+    models = services.models
+    champion = models.champion
+    id_column = champion.codec.id_column if champion is not None else None
+    ids: list[str | None] = [None] * len(records)
+    if id_column is not None:
+        for i, record in enumerate(records):
+            raw = record.get(id_column) if isinstance(record, dict) else None
+            if isinstance(raw, str | int) and not isinstance(raw, bool):
+                ids[i] = str(raw)
+    state["audit"].update({"customer_ids": ids, "n_customers": len(records)})
+    # Canary: group customers by the variant that serves them (usually one group).
+    groups: dict[str, tuple[Predictor, list[int]]] = {}
+    for i, cid in enumerate(ids):
+        predictor, variant = models.pick(cid)
+        if variant not in groups:
+            groups[variant] = (predictor, [])
+        groups[variant][1].append(i)
+    results: list[dict[str, Any] | None] = [None] * len(records)
+    audits = []
+    for variant, (predictor, idx) in groups.items():
+        subset = records if len(idx) == len(records) else [records[i] for i in idx]
+        try:
+            probs, rows = predictor.score_many(subset)
+        except ScoringInputError as exc:
+            if len(idx) != len(records):  # report positions in the request, not the group
+                for problem in exc.details.get("errors", []):
+                    if "index" in problem:
+                        problem["index"] = idx[problem["index"]]
+            raise
+        ref = _model_ref(predictor, variant)
+        reasons = predictor.reasons(rows) if explain else None
+        threshold = predictor.threshold
+        plist = probs.tolist()
+        for j, i in enumerate(idx):
+            p = plist[j]
+            item: dict[str, Any] = {
+                "customer_id": ids[i],
+                "probability": p,
+                "churn": p >= threshold,
+                "model": ref,
+            }
+            if reasons is not None:
+                item["reasons"] = reasons[j]
+            results[i] = item
+        services.metrics.observe_probabilities(variant, probs, threshold)
+        _log_and_shadow(services, predictor, variant, state["request_id"], subset, probs)
+        audits.append(
+            {
+                **state["audit"],
+                "customer_ids": [ids[i] for i in idx] if len(groups) > 1 else ids,
+                "n_customers": len(idx),
+                "model_version": predictor.version,
+                "variant": variant,
+                "probabilities": plist,
+            }
+        )
+    state["audit"] = audits
+    state["variant"] = next(iter(groups)) if len(groups) == 1 else "mixed"
+    return Response(orjson.dumps({"predictions": results, "count": len(results)}), media_type=JSON)
+
+
+def _customers(payload: Any, limit: int) -> list[Any]:
+    customers = payload.get("customers") if isinstance(payload, dict) else None
+    if not isinstance(customers, list):
+        raise ScoringInputError(
+            'The body must be {"customers": [ ... ]}.',
+            {
+                "errors": [
+                    {
+                        "field": "customers",
+                        "message": "expects a list of customers",
+                        "sent": type(customers).__name__ if customers is not None else None,
+                        "allowed": "array",
+                    }
+                ]
+            },
+        )
+    extra = sorted(set(payload) - {"customers"})
+    problems = []
+    if extra:
+        problems.append(
+            {"field": extra[0], "message": "unknown field", "sent": None, "allowed": ["customers"]}
+        )
+    if not 1 <= len(customers) <= limit:
+        problems.append(
+            {
+                "field": "customers",
+                "message": f"expects 1 to {limit} customers",
+                "sent": len(customers),
+                "allowed": {"min": 1, "max": limit},
+            }
+        )
+    if problems:
+        first = problems[0]
+        raise ScoringInputError(
+            f"field {first['field']!r}: {first['message']}, sent {first['sent']!r}.",
+            {"errors": problems},
+        )
+    return customers
+
+
+def _log_and_shadow(
+    services: Services,
+    predictor: Predictor,
+    variant: str,
+    request_id: str,
+    records: list[Any],
+    probs: np.ndarray,
+) -> None:
+    """Queue the sampled prediction-log rows and, in shadow mode, the challenger's scoring."""
+    writer = services.audit
+    if writer is None:
+        return
+    rate = services.settings.serve_log_sample
+    if rate > 0:
+        picked = (
+            range(len(records))
+            if rate >= 1.0
+            else [i for i in range(len(records)) if random.random() < rate]
+        )
+        if picked:
+            at = now()
+            threshold = predictor.threshold
+            id_column = predictor.codec.id_column
+            writer.predictions(
+                [
+                    {
+                        "at": at,
+                        "request_id": request_id,
+                        "model_name": predictor.name,
+                        "model_version": predictor.version,
+                        "variant": variant,
+                        "customer_id": _text(records[i].get(id_column)) if id_column else None,
+                        "features": records[i],
+                        "probability": float(probs[i]),
+                        "churn": bool(probs[i] >= threshold),
+                    }
+                    for i in picked
+                ]
+            )
+    models = services.models
+    challenger = models.challenger
+    if models.shadow and variant == CHAMPION and challenger is not None:
+        writer.job(lambda: _shadow(services, challenger, request_id, records))
+
+
+def _shadow(
+    services: Services, challenger: Predictor, request_id: str, records: list[Any]
+) -> list[dict[str, Any]]:
+    """Score the challenger on what the champion just scored; return its log rows."""
+    try:
+        probs, _ = challenger.score_many(records)
+    except Exception:
+        services.metrics.shadow_errors.inc()
+        return []
+    threshold = challenger.threshold
+    services.metrics.observe_probabilities(SHADOW, probs, threshold)
+    at = now()
+    id_column = challenger.codec.id_column
+    return [
+        {
+            "at": at,
+            "request_id": request_id,
+            "model_name": challenger.name,
+            "model_version": challenger.version,
+            "variant": SHADOW,
+            "customer_id": _text(r.get(id_column)) if id_column else None,
+            "features": r,
+            "probability": float(p),
+            "churn": bool(p >= threshold),
+        }
+        for r, p in zip(records, probs.tolist(), strict=True)
+    ]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,156 @@
+"""Request and response models. ``CustomerIn`` is built from the loaded model's contract.
+
+The predict routes read the raw body and validate it with
+:class:`churnops.scoring.RecordCodec` (field-level 422s in microseconds); these models
+describe the same rules for the OpenAPI document, so ``/docs`` shows the contract's
+fields, allowed categories, ranges and a ready example.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from churnops.data.contract import DataContract
+
+
+class ModelRef(BaseModel):
+    """Which model answered."""
+
+    name: str
+    version: str
+    variant: Literal["champion", "challenger"]
+
+
+class Reason(BaseModel):
+    """One reason: a contract column and its signed log-odds contribution (+ = towards churn)."""
+
+    feature: str
+    contribution: float
+
+
+class PredictionOut(BaseModel):
+    """The churn score of one customer."""
+
+    customer_id: str | None
+    probability: float = Field(ge=0.0, le=1.0)
+    churn: bool = Field(description="probability >= the model's decision threshold")
+    model: ModelRef
+    reasons: list[Reason] | None = Field(None, description="With ?explain=true: the top 3.")
+
+
+class PredictionsOut(BaseModel):
+    """Scores of a batch, in request order."""
+
+    predictions: list[PredictionOut]
+    count: int
+
+
+class FeatureSummary(BaseModel):
+    """One contract feature as the API accepts it."""
+
+    name: str
+    kind: str
+    required: bool
+    categories: list[str] | None = None
+    levels: list[Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+class ModelInfo(BaseModel):
+    """The serving model: version, metrics, threshold, contract summary, when it loaded."""
+
+    name: str
+    version: str
+    run_id: str
+    family: str | None
+    source: str
+    threshold: float
+    metrics: dict[str, float]
+    loaded_at: str
+    id_column: str | None
+    features: list[FeatureSummary]
+    challenger: dict[str, Any] | None
+    canary_share: float
+    shadow: bool
+
+
+class ReloadOut(BaseModel):
+    """The outcome of a reload."""
+
+    old_version: str | None
+    new_version: str
+    challenger_version: str | None
+    changed: bool
+
+
+class ErrorOut(BaseModel):
+    """Every error response: a type, a message for people, and details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+    request_id: str | None = None
+
+
+def feature_summary(contract: DataContract) -> list[FeatureSummary]:
+    """Summarise the contract's features for ``GET /v1/model``."""
+    out = []
+    for spec in contract.features:
+        out.append(
+            FeatureSummary(
+                name=spec.name,
+                kind=spec.kind,
+                required=spec.missing_rate == 0.0,
+                categories=list(spec.categories or {}) if spec.kind == "categorical" else None,
+                levels=list(spec.levels or []) if spec.kind == "boolean" else None,
+                minimum=spec.lower if spec.kind == "numeric" else None,
+                maximum=spec.upper if spec.kind == "numeric" else None,
+            )
+        )
+    return out
+
+
+def customer_model(contract: DataContract, example: dict[str, Any]) -> type[BaseModel]:
+    """Build ``CustomerIn`` from a contract: one field per column, with its allowed values."""
+    fields: dict[str, Any] = {}
+    if contract.id:
+        fields[_ident(contract.id, 0)] = (
+            str,
+            Field(alias=contract.id, min_length=1, max_length=200, description="Customer id."),
+        )
+    for i, spec in enumerate(contract.features, start=1):
+        required = spec.missing_rate == 0.0
+        default = ... if required else None
+        if spec.kind == "numeric":
+            kind: Any = float
+            extra = {"ge": spec.lower, "le": spec.upper}
+        elif spec.kind == "boolean":
+            kind = Literal[tuple(spec.levels or [0, 1])]  # type: ignore[misc]
+            extra = {}
+        elif spec.open_categories:
+            kind = str
+            extra = {}
+        else:
+            kind = Literal[tuple(spec.categories or {})]  # type: ignore[misc]
+            extra = {}
+        if not required:
+            kind = kind | None
+        fields[_ident(spec.name, i)] = (
+            kind,
+            Field(default, alias=spec.name, examples=[example.get(spec.name)], **extra),
+        )
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "CustomerIn",
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"example": example}),
+        **fields,
+    )
+
+
+def _ident(name: str, i: int) -> str:
+    """Return a safe Python identifier for a column (the column name stays the alias)."""
+    return f"f{i}_" + re.sub(r"\W", "_", name)
