@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from churnops.cli import data, models
+from churnops.cli import data, models, monitor
 from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
 
 app = typer.Typer(
@@ -25,6 +25,8 @@ app.command("train")(models.train_command)
 app.command("models")(models.models_command)
 app.command("promote")(models.promote_command)
 app.command("rollback")(models.rollback_command)
+app.command("monitor")(monitor.monitor_command)
+app.add_typer(monitor.pipeline_app, name="pipeline")
 
 
 @app.command("demo")

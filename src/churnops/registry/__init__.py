@@ -14,6 +14,7 @@ from churnops.registry.models import (
     load_run_frame,
     log_training,
 )
+from churnops.registry.monitoring import log_monitoring_report, monitoring_artifacts
 from churnops.registry.promotion import (
     PromotionResult,
     RollbackResult,
@@ -34,7 +35,9 @@ __all__ = [
     "list_versions",
     "load_model",
     "load_run_frame",
+    "log_monitoring_report",
     "log_training",
+    "monitoring_artifacts",
     "promote",
     "rollback",
 ]
