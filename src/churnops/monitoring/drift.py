@@ -104,12 +104,13 @@ def ks_sorted(reference_sorted: np.ndarray, current_sorted: np.ndarray) -> tuple
     if n == 0 or m == 0:
         return 0.0, 1.0
     values = np.concatenate([reference_sorted, current_sorted])
-    steps = np.concatenate([np.full(n, 1.0 / n), np.full(m, -1.0 / m)])
+    # Integer steps (m per reference row, -n per current row) keep the CDF gap exact.
+    steps = np.concatenate([np.full(n, m, dtype=np.int64), np.full(m, -n, dtype=np.int64)])
     order = np.argsort(values, kind="stable")  # two sorted runs: a linear merge
     values = values[order]
     gap = np.cumsum(steps[order])
     last_of_value = np.append(values[1:] != values[:-1], True)
-    d = float(np.max(np.abs(gap[last_of_value])))
+    d = float(np.max(np.abs(gap[last_of_value]))) / (n * m)
     big, small = max(n, m), min(n, m)
     effective = round(big * small / (big + small))
     return d, float(np.clip(stats.kstwo.sf(d, effective), 0.0, 1.0))
