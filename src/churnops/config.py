@@ -81,6 +81,30 @@ class Settings(BaseSettings):
     serve_ssl_certfile: Path | None = None
     serve_ssl_keyfile: Path | None = None
 
+    # Monitoring: drift thresholds, retrain triggers, report (see docs/monitoring.md).
+    psi_warn: float = Field(0.1, ge=0.0, description="PSI at which a feature is worth a look.")
+    psi_alert: float = Field(0.25, ge=0.0, description="PSI at which a feature has shifted.")
+    psi_bins: int = Field(10, ge=2, le=100, description="Reference-quantile bins for PSI.")
+    drift_p_value: float = Field(0.05, gt=0.0, lt=1.0, description="KS/chi-square level.")
+    drift_share_alert: float = Field(
+        0.3, gt=0.0, le=1.0, description="Share of drifted features that triggers retraining."
+    )
+    key_features: list[str] = Field(
+        ["tenure", "contract", "monthly_charges"],
+        description="Features whose PSI alert alone triggers retraining (absent ones ignored).",
+    )
+    f1_floor: float = Field(0.55, ge=0.0, le=1.0, description="Retrain below this F1.")
+    retrain_after_days: int = Field(30, ge=1, description="Retrain a champion this old.")
+    segment_columns: list[str] = ["contract", "internet_service"]
+    date_column: str = "snapshot_date"
+    window: str = Field("W", description="Pandas period for performance windows (D, W, M).")
+    report_sample_rows: int = Field(
+        10_000, ge=100, description="Rows per side the Evidently report sees."
+    )
+    pipeline_source: Path | None = Field(None, description="Customer table `pipeline run` reads.")
+    pipeline_target: str = "churn"
+    pipeline_id: str | None = "customer_id"
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -43,6 +43,9 @@ def run_demo(
     )
     promotion = registry.promote(settings)
     champion = registry.get_version(settings, alias=registry.CHAMPION)
+    from churnops.monitoring.simulation import simulate_weeks
+
+    production = simulate_weeks(settings, trials=min(trials or settings.trials, 2))
     return {
         "data": {"path": str(data_out), "rows": len(df), "columns": df.shape[1]},
         "validation": {
@@ -53,6 +56,7 @@ def run_demo(
         "training": training,
         "promotion": promotion.to_dict(),
         "champion_version": champion.version,
+        "production": production,
         "tracking_uri": settings.resolved_tracking_uri,
         "seconds": round(time.perf_counter() - started, 2),
     }

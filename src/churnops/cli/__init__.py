@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from churnops.cli import data, models, serve
+from churnops.cli import data, models, monitor, serve
 from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
 
 app = typer.Typer(
@@ -28,6 +28,8 @@ app.command("promote")(models.promote_command)
 app.command("rollback")(models.rollback_command)
 app.command("serve")(serve.serve_command)
 app.add_typer(serve.keys_app, name="keys")
+app.command("monitor")(monitor.monitor_command)
+app.add_typer(monitor.pipeline_app, name="pipeline")
 
 
 @app.command("demo")
@@ -53,6 +55,17 @@ def demo(
     models.print_training(result["training"])
     promotion = result["promotion"]
     out.print(f"Promotion: {promotion['decision']} ({promotion['reason']}).")
+    for week in result["production"]["weeks"]:
+        out.print(
+            f"Week {week['week']}: drift {week['drift']:.2f}, drifted "
+            f"{', '.join(week['drifted_features']) or 'none'}; F1 est {week['estimated_f1']} "
+            f"/ realised {week['realised_f1']}; "
+            + (f"retrain: {'; '.join(week['reasons'])}" if week["retrain"] else "no trigger")
+            + (f" -> {week['action']}" if week["action"] else "")
+        )
+    out.print(
+        f"After the simulated weeks the champion is v{result['production']['final_champion']}."
+    )
     out.print(
         f"Champion: {settings.model_name} v{result['champion_version']}. "
         f"Demo took {result['seconds']:.0f}s."

@@ -15,6 +15,7 @@ from churnops.registry.models import (
     load_run_frame,
     log_training,
 )
+from churnops.registry.monitoring import log_monitoring_report, monitoring_artifacts
 from churnops.registry.promotion import (
     PromotionResult,
     RollbackResult,
@@ -36,7 +37,9 @@ __all__ = [
     "load_last_good",
     "load_model",
     "load_run_frame",
+    "log_monitoring_report",
     "log_training",
+    "monitoring_artifacts",
     "promote",
     "rollback",
     "save_last_good",

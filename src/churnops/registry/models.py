@@ -43,6 +43,7 @@ class RegisteredVersion:
     threshold: float | None
     holdout: dict[str, float]
     created: str
+    dataset_digest: str | None = None
 
 
 @dataclass
@@ -247,6 +248,7 @@ def _to_version(client: Any, mv: Any) -> RegisteredVersion:
             if k.startswith(METRIC_TAG)
         },
         created=created,
+        dataset_digest=tags.get("dataset_digest"),
     )
 
 

@@ -1,14 +1,30 @@
 """Operational store: SQLAlchemy tables and Alembic migrations (SQLite or PostgreSQL)."""
 
 from churnops.store.database import get_engine, session_scope, upgrade
-from churnops.store.tables import ApiKey, AuditLog, Base, PredictionLog, RegistryEvent
+from churnops.store.tables import (
+    ApiKey,
+    AuditLog,
+    Base,
+    FeatureDriftRow,
+    MonitoringRun,
+    PerformanceWindow,
+    PipelineStep,
+    PredictionLog,
+    RegistryEvent,
+    SegmentMetric,
+)
 
 __all__ = [
     "ApiKey",
     "AuditLog",
     "Base",
+    "FeatureDriftRow",
+    "MonitoringRun",
+    "PerformanceWindow",
+    "PipelineStep",
     "PredictionLog",
     "RegistryEvent",
+    "SegmentMetric",
     "get_engine",
     "session_scope",
     "upgrade",

@@ -79,3 +79,111 @@ class PredictionLog(Base):
     features: Mapped[str] = mapped_column(sa.Text)  # JSON object as received
     probability: Mapped[float] = mapped_column(sa.Float)
     churn: Mapped[bool] = mapped_column(sa.Boolean)
+
+
+class MonitoringRun(Base):
+    """One ``churnops monitor`` run: what was compared, the verdict and the retrain decision."""
+
+    __tablename__ = "monitoring_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    model_name: Mapped[str] = mapped_column(sa.String(200), index=True)
+    model_version: Mapped[str] = mapped_column(sa.String(20))
+    reference: Mapped[str] = mapped_column(sa.Text)
+    current: Mapped[str] = mapped_column(sa.Text)
+    reference_rows: Mapped[int] = mapped_column(sa.Integer)
+    current_rows: Mapped[int] = mapped_column(sa.Integer)
+    current_digest: Mapped[str | None] = mapped_column(sa.String(64))
+    drift_share: Mapped[float] = mapped_column(sa.Float)
+    drifted_features: Mapped[str] = mapped_column(sa.Text)  # JSON list
+    prediction_psi: Mapped[float] = mapped_column(sa.Float)
+    high_risk_share: Mapped[float] = mapped_column(sa.Float)
+    estimated_f1: Mapped[float | None] = mapped_column(sa.Float)
+    realised_f1: Mapped[float | None] = mapped_column(sa.Float)
+    baseline_f1: Mapped[float | None] = mapped_column(sa.Float)
+    retrain: Mapped[bool] = mapped_column(sa.Boolean)
+    reasons: Mapped[str] = mapped_column(sa.Text)  # JSON list
+    report_path: Mapped[str | None] = mapped_column(sa.Text)
+    mlflow_run_id: Mapped[str | None] = mapped_column(sa.String(64))
+    seconds: Mapped[float] = mapped_column(sa.Float)
+
+
+class FeatureDriftRow(Base):
+    """One feature's drift in one monitoring run."""
+
+    __tablename__ = "feature_drift"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("monitoring_runs.id", ondelete="CASCADE"), index=True
+    )
+    feature: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    test: Mapped[str] = mapped_column(sa.String(10))
+    statistic: Mapped[float] = mapped_column(sa.Float)
+    p_value: Mapped[float] = mapped_column(sa.Float)
+    psi: Mapped[float] = mapped_column(sa.Float)
+    js: Mapped[float] = mapped_column(sa.Float)
+    drifted: Mapped[bool] = mapped_column(sa.Boolean)
+    severity: Mapped[str] = mapped_column(sa.String(10))
+    missing_reference: Mapped[float] = mapped_column(sa.Float)
+    missing_current: Mapped[float] = mapped_column(sa.Float)
+    new_categories: Mapped[str] = mapped_column(sa.Text)  # JSON list
+
+
+class PerformanceWindow(Base):
+    """Realised or estimated performance of one time window in one monitoring run."""
+
+    __tablename__ = "performance_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("monitoring_runs.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(10))  # realised | estimated
+    window_start: Mapped[str | None] = mapped_column(sa.String(10))
+    window_end: Mapped[str | None] = mapped_column(sa.String(10))
+    rows: Mapped[int] = mapped_column(sa.Integer)
+    positive_rate: Mapped[float | None] = mapped_column(sa.Float)
+    roc_auc: Mapped[float | None] = mapped_column(sa.Float)
+    pr_auc: Mapped[float | None] = mapped_column(sa.Float)
+    f1: Mapped[float | None] = mapped_column(sa.Float)
+    precision: Mapped[float | None] = mapped_column(sa.Float)
+    recall: Mapped[float | None] = mapped_column(sa.Float)
+
+
+class SegmentMetric(Base):
+    """Realised or estimated performance of one segment level in one monitoring run."""
+
+    __tablename__ = "segment_metrics"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("monitoring_runs.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    column: Mapped[str] = mapped_column(sa.String(200))
+    level: Mapped[str] = mapped_column(sa.String(200))
+    rows: Mapped[int] = mapped_column(sa.Integer)
+    positive_rate: Mapped[float | None] = mapped_column(sa.Float)
+    roc_auc: Mapped[float | None] = mapped_column(sa.Float)
+    pr_auc: Mapped[float | None] = mapped_column(sa.Float)
+    f1: Mapped[float | None] = mapped_column(sa.Float)
+    precision: Mapped[float | None] = mapped_column(sa.Float)
+    recall: Mapped[float | None] = mapped_column(sa.Float)
+
+
+class PipelineStep(Base):
+    """One step of one ``churnops pipeline run``: status, timing and what it did."""
+
+    __tablename__ = "pipeline_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    pipeline_run: Mapped[str] = mapped_column(sa.String(40), index=True)
+    step: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(10))  # ok | skipped | failed
+    started: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    finished: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    source_digest: Mapped[str | None] = mapped_column(sa.String(64))
+    detail: Mapped[str] = mapped_column(sa.Text)  # JSON

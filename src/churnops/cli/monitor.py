@@ -1,0 +1,115 @@
+"""``churnops monitor`` and ``churnops pipeline run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from churnops.cli.output import JsonOption, handle_errors, out, print_json
+
+pipeline_app = typer.Typer(
+    help="The closed loop: source -> validate -> retrain? -> promote -> score -> monitor.",
+    no_args_is_help=True,
+)
+
+
+@handle_errors
+def monitor_command(
+    current: Path = typer.Argument(..., help="The batch to check (CSV or Parquet)."),
+    reference: Path | None = typer.Option(
+        None, "--reference", help="Compare with this table (default: champion's training data)."
+    ),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="Late labels: id + target columns, joined to CURRENT by id."
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", help="Write the HTML report here (and log it to MLflow)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Check a batch for drift and decay against the champion; decide whether to retrain."""
+    from churnops.config import get_settings
+    from churnops.data.sources import read_table
+    from churnops.monitoring import monitor
+
+    settings = get_settings()
+    result = monitor(
+        read_table(current),
+        settings,
+        reference=read_table(reference) if reference else None,
+        labels=read_table(labels) if labels else None,
+        report=report,
+        current_name=str(current),
+        reference_name=str(reference) if reference else None,
+    )
+    summary = result.to_dict()
+    if as_json:
+        print_json(summary)
+        return
+    print_monitoring(summary)
+
+
+def print_monitoring(summary: dict[str, Any]) -> None:
+    """Print a monitoring summary for a person."""
+    colour = {"ok": "green", "drift": "yellow", "retrain": "red"}[summary["verdict"]]
+    model = summary["model"]
+    out.print(
+        f"[bold {colour}]{summary['verdict'].upper()}[/] — {model['name']} v{model['version']}, "
+        f"{summary['current']['rows']:,} rows vs {summary['reference']['rows']:,} reference rows."
+    )
+    drifted = summary["drifted_features"]
+    out.print(
+        f"Drifted features: {len(drifted)} ({summary['drift_share']:.0%})"
+        + (f": {', '.join(drifted)}" if drifted else "")
+    )
+    out.print(
+        f"Score PSI {summary['prediction_psi']:.3f}; high-risk share "
+        f"{summary['high_risk_share']:.1%}."
+    )
+    est = summary["estimated"]
+    out.print(
+        f"Estimated (label-free): F1 {_fmt(est['f1'])}, precision {_fmt(est['precision'])}, "
+        f"recall {_fmt(est['recall'])}, ROC-AUC {_fmt(est['roc_auc'])}."
+    )
+    if summary["realised"]:
+        real = summary["realised"]
+        out.print(
+            f"Realised ({summary['current']['labelled_rows']:,} labels): F1 {_fmt(real['f1'])}, "
+            f"precision {_fmt(real['precision'])}, recall {_fmt(real['recall'])}, "
+            f"ROC-AUC {_fmt(real['roc_auc'])}."
+        )
+    if summary["retrain"]:
+        out.print("[bold]Retrain[/], because:")
+        for reason in summary["reasons"]:
+            out.print(f"  - {reason}")
+    else:
+        out.print("No retrain trigger fired.")
+    if summary["report"]:
+        out.print(f"Report: {summary['report']} (MLflow run {summary['mlflow_run_id']}).")
+
+
+@pipeline_app.command("run")
+@handle_errors
+def pipeline_run(
+    source: Path | None = typer.Option(
+        None, "--source", help="Customer table (default: CHURNOPS_PIPELINE_SOURCE)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Run the loop once: digest -> validate -> trigger -> train -> promote -> score -> monitor."""
+    from churnops.config import get_settings
+    from churnops.orchestration.pipeline import run_pipeline
+
+    summary = run_pipeline(get_settings(), source=source)
+    if as_json:
+        print_json(summary)
+        return
+    for step in summary["steps"]:
+        out.print(f"{step['step']:<10} {step['status']:<8} {step['summary']}")
+    out.print(f"Pipeline run {summary['pipeline_run']} took {summary['seconds']:.1f}s.")
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"

@@ -1,0 +1,311 @@
+"""The ``monitor`` stage: compare a batch with the champion's training data, decide, record.
+
+One plain function the CLI, the pipeline, Dagster and the demo share. It loads the
+champion (and, unless given, its training snapshot as the reference), then computes data
+drift, prediction drift, realised performance (when labels are known) and the label-free
+estimate, per time window and per segment; takes the retrain decision; writes the HTML
+report and logs it to MLflow; and stores everything in the operational store.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnops.config import Settings
+from churnops.data.contract import DataContract, frame_digest
+from churnops.errors import DataValidationError
+from churnops.monitoring.drift import DataDrift, DriftThresholds, data_drift, prediction_drift
+from churnops.monitoring.performance import (
+    PERFORMANCE_METRICS,
+    Slice,
+    estimated_metrics,
+    realised_metrics,
+    segment_metrics,
+    window_metrics,
+)
+from churnops.monitoring.triggers import Evidence, RetrainDecision, decide
+from churnops.registry.models import LoadedModel
+
+
+@dataclass
+class MonitoringResult:
+    """Everything one monitoring run found, and the decision it took."""
+
+    model_name: str
+    model_version: str
+    reference_name: str
+    current_name: str
+    reference_rows: int
+    current_rows: int
+    labelled_rows: int
+    drift: DataDrift
+    prediction: dict[str, float]
+    estimated: dict[str, float | None]
+    realised: dict[str, float | None] | None
+    baseline: dict[str, float]
+    windows: list[Slice]
+    segments: list[Slice]
+    decision: RetrainDecision
+    current_digest: str
+    seconds: float
+    report_path: str | None = None
+    mlflow_run_id: str | None = None
+    store_id: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def verdict(self) -> str:
+        """Return ``retrain``, ``drift`` (something moved, no trigger) or ``ok``."""
+        if self.decision.retrain:
+            return "retrain"
+        return "drift" if self.drift.drifted_features else "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return what ``churnops monitor --json`` prints."""
+        return {
+            "verdict": self.verdict,
+            "retrain": self.decision.retrain,
+            "reasons": self.decision.reasons,
+            "drift_share": round(self.drift.drift_share, 6),
+            "drifted_features": self.drift.drifted_features,
+            "features": {
+                f.feature: {
+                    "kind": f.kind,
+                    "psi": round(f.psi, 6),
+                    "test": f.test,
+                    "statistic": round(f.statistic, 6),
+                    "p_value": f.p_value,
+                    "js": round(f.js, 6),
+                    "severity": f.severity,
+                    "drifted": f.drifted,
+                }
+                for f in self.drift.features
+            },
+            "data_quality": {
+                f.feature: {
+                    "missing_reference": round(f.missing_reference, 6),
+                    "missing_current": round(f.missing_current, 6),
+                    "new_categories": f.new_categories,
+                }
+                for f in self.drift.features
+            },
+            "prediction_psi": round(self.prediction["psi"], 6),
+            "high_risk_share": round(self.prediction["high_risk_share"], 6),
+            "prediction": {k: round(v, 6) for k, v in self.prediction.items()},
+            "estimated": _rounded(self.estimated),
+            "realised": _rounded(self.realised) if self.realised is not None else None,
+            "baseline": _rounded(
+                {k: v for k, v in self.baseline.items() if k in PERFORMANCE_METRICS}
+            ),
+            "windows": [w.to_dict() for w in self.windows],
+            "segments": [s.to_dict() for s in self.segments],
+            "model": {"name": self.model_name, "version": self.model_version},
+            "reference": {"name": self.reference_name, "rows": self.reference_rows},
+            "current": {
+                "name": self.current_name,
+                "rows": self.current_rows,
+                "labelled_rows": self.labelled_rows,
+                "digest": self.current_digest,
+            },
+            "report": self.report_path,
+            "mlflow_run_id": self.mlflow_run_id,
+            "monitoring_run_id": self.store_id,
+            "warnings": self.warnings,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def thresholds_from(settings: Settings) -> DriftThresholds:
+    """Return the drift thresholds configured in ``settings``."""
+    return DriftThresholds(
+        psi_warn=settings.psi_warn,
+        psi_alert=settings.psi_alert,
+        p_value=settings.drift_p_value,
+        bins=settings.psi_bins,
+    )
+
+
+def monitor(
+    current: pd.DataFrame,
+    settings: Settings,
+    *,
+    reference: pd.DataFrame | None = None,
+    labels: pd.DataFrame | None = None,
+    report: Path | None = None,
+    current_name: str = "current",
+    reference_name: str | None = None,
+    source_digest: str | None = None,
+    loaded: LoadedModel | None = None,
+    store: bool = True,
+    now: datetime | None = None,
+) -> MonitoringResult:
+    """Monitor ``current`` against the champion and its training data.
+
+    Args:
+        current: the batch to check (the customers just scored, or about to be).
+        settings: thresholds, trigger settings, segment columns, where to store results.
+        reference: the table to compare with; default the champion's training snapshot.
+        labels: late labels (id + target columns) joined to ``current`` by the contract's id;
+            when None and ``current`` carries the target column, those labels are used.
+        report: where to write the HTML report (then also logged to MLflow).
+        current_name: how the batch is named in the report and the store (e.g. its path).
+        reference_name: how the reference is named (default: the champion's snapshot).
+        source_digest: content digest of the training source, for the changed-data trigger.
+        loaded: the model to monitor (default: the champion from the registry).
+        store: write the results to the operational store.
+        now: the clock for the calendar trigger (tests pass a fixed one).
+    """
+    from churnops import registry
+
+    started = time.perf_counter()
+    loaded = loaded or registry.load_model(settings, alias=registry.CHAMPION)
+    model, version = loaded.model, loaded.version
+    contract = model.contract
+    if reference is None:
+        reference = registry.load_run_frame(
+            settings, version.run_id, registry.models.REFERENCE_ARTIFACT
+        )
+        reference_name = reference_name or f"{version.name} v{version.version} training snapshot"
+    _require_features(current, contract, current_name)
+    _require_features(reference, contract, reference_name or "reference")
+
+    drift = data_drift(reference, current, contract, thresholds_from(settings))
+    p_ref = model.probabilities(model.encoder.transform(reference))
+    p_cur = model.probabilities(model.encoder.transform(current))
+    prediction = prediction_drift(p_ref, p_cur, model.threshold, thresholds_from(settings))
+
+    y = _labels(current, labels, contract)
+    labelled = int(np.sum(~np.isnan(y))) if y is not None else 0
+    realised = None
+    if labelled:
+        mask = ~np.isnan(y)
+        realised = realised_metrics(y[mask].astype(int), p_cur[mask], model.threshold)
+    estimated = estimated_metrics(p_cur, model.threshold)
+    dates = current[settings.date_column] if settings.date_column in current.columns else None
+    windows = window_metrics(p_cur, model.threshold, y, dates, settings.window)
+    segments = segment_metrics(current, p_cur, model.threshold, y, settings.segment_columns)
+
+    decision = decide(
+        Evidence(
+            drift_share=drift.drift_share,
+            feature_psi={f.feature: f.psi for f in drift.features},
+            prediction_psi=prediction["psi"],
+            realised_f1=realised["f1"] if realised else None,
+            estimated_f1=estimated["f1"],
+            champion_created=version.created,
+            champion_digest=version.dataset_digest,
+            source_digest=source_digest,
+            now=now,
+        ),
+        settings,
+    )
+    result = MonitoringResult(
+        model_name=version.name,
+        model_version=version.version,
+        reference_name=reference_name or "reference",
+        current_name=current_name,
+        reference_rows=len(reference),
+        current_rows=len(current),
+        labelled_rows=labelled,
+        drift=drift,
+        prediction=prediction,
+        estimated=estimated,
+        realised=realised,
+        baseline=dict(version.holdout),
+        windows=windows,
+        segments=segments,
+        decision=decision,
+        current_digest=frame_digest(current),
+        seconds=0.0,
+    )
+    if report is not None:
+        from churnops.monitoring.report import write_report
+
+        result.report_path = str(
+            write_report(report, result, reference, current, contract, settings)
+        )
+        result.mlflow_run_id = registry.log_monitoring_report(
+            settings,
+            Path(result.report_path),
+            _mlflow_metrics(result),
+            tags={
+                "churnops.model_version": version.version,
+                "churnops.verdict": result.verdict,
+                "churnops.retrain": str(decision.retrain).lower(),
+            },
+        )
+    result.seconds = time.perf_counter() - started
+    if store:
+        from churnops.monitoring.store import save_run
+
+        result.store_id = save_run(settings, result)
+    return result
+
+
+def _require_features(frame: pd.DataFrame, contract: DataContract, name: str) -> None:
+    missing = [c for c in contract.feature_names if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"{name} lacks feature column(s) the champion needs: {', '.join(missing)}.",
+            {"missing_columns": missing},
+        )
+
+
+def _labels(
+    current: pd.DataFrame, labels: pd.DataFrame | None, contract: DataContract
+) -> np.ndarray | None:
+    """Return 1/0/NaN labels aligned to ``current`` rows, or None when none are known."""
+    target = contract.target
+    if labels is not None:
+        if target not in labels.columns:
+            raise DataValidationError(
+                f"The labels table has no target column {target!r}.", {"column": target}
+            )
+        if contract.id is None or contract.id not in labels.columns:
+            if len(labels) != len(current):
+                raise DataValidationError(
+                    "Labels without an id column must have one row per current row."
+                )
+            return contract.target_series(labels[target].reset_index(drop=True)).to_numpy()
+        if contract.id not in current.columns:
+            raise DataValidationError(
+                f"Cannot join labels: the current table has no id column {contract.id!r}."
+            )
+        by_id = labels.drop_duplicates(contract.id, keep="last").set_index(contract.id)[target]
+        joined = current[contract.id].map(by_id)
+        return contract.target_series(joined).to_numpy()
+    if target in current.columns and current[target].notna().any():
+        return contract.target_series(current[target]).to_numpy()
+    return None
+
+
+def _rounded(metrics: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: (round(v, 6) if v is not None else None) for k, v in metrics.items()}
+
+
+def _mlflow_metrics(result: MonitoringResult) -> dict[str, float]:
+    metrics: dict[str, float] = {
+        "drift_share": result.drift.drift_share,
+        "prediction_psi": result.prediction["psi"],
+        "high_risk_share": result.prediction["high_risk_share"],
+        "retrain": float(result.decision.retrain),
+        "current_rows": float(result.current_rows),
+    }
+    for key, value in result.estimated.items():
+        if value is not None:
+            metrics[f"estimated_{key}"] = value
+    for key, value in (result.realised or {}).items():
+        if value is not None:
+            metrics[f"realised_{key}"] = value
+    for feature in result.drift.features:
+        metrics["psi_" + re.sub(r"[^\w\-. /]", "_", feature.feature)] = feature.psi
+    return metrics
