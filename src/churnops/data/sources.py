@@ -1,0 +1,70 @@
+"""Read a customer table from CSV, Parquet or a SQL table into a DataFrame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from churnops.errors import DataSourceError
+
+CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+def read_table(
+    path: str | Path | None = None, *, db: str | None = None, table: str | None = None
+) -> pd.DataFrame:
+    """Read a table from a file path or from ``table`` in the database at ``db``.
+
+    Columns are kept as the file has them (text stays text) so that validation can report
+    dirty cells by row instead of pandas silently turning them into NaN.
+    """
+    if db or table:
+        if not (db and table):
+            raise DataSourceError("A SQL source needs both --db URL and --table NAME.")
+        return _read_sql(db, table)
+    if path is None:
+        raise DataSourceError("Give a data file (CSV or Parquet) or --db URL --table NAME.")
+    file = Path(path)
+    if not file.exists():
+        raise DataSourceError(f"Data file not found: {file}", {"path": str(file)})
+    suffix = file.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            return pd.read_parquet(file)
+        if suffix in CSV_SUFFIXES:
+            sep = "\t" if suffix == ".tsv" else ","
+            return pd.read_csv(file, sep=sep, low_memory=False)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataSourceError(f"Could not read {file}: {exc}", {"path": str(file)}) from exc
+    raise DataSourceError(
+        f"Unknown data format {suffix!r} for {file}: expected .csv, .tsv or .parquet.",
+        {"path": str(file)},
+    )
+
+
+def _read_sql(db: str, table: str) -> pd.DataFrame:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(db)
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(table):
+                raise DataSourceError(f"Table {table!r} not found in {engine.url!r}.")
+            return pd.read_sql_table(table, conn)
+    except sa.exc.SQLAlchemyError as exc:
+        raise DataSourceError(f"Could not read table {table!r}: {exc}") from exc
+    except ModuleNotFoundError as exc:
+        raise DataSourceError(f"No database driver for {db!r}: {exc}") from exc
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` as CSV or Parquet depending on the suffix; return the path."""
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    if file.suffix.lower() in PARQUET_SUFFIXES:
+        df.to_parquet(file, index=False)
+    else:
+        df.to_csv(file, index=False)
+    return file
