@@ -61,6 +61,23 @@ class Settings(BaseSettings):
 
     min_delta: float = 0.005
 
+    batch_chunk_rows: int = Field(
+        200_000, ge=1, description="Rows per batch-scoring chunk; memory is bounded by it."
+    )
+    max_rejected_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="A batch run fails when more rows than this are invalid."
+    )
+    reasons_top: int = Field(
+        10_000, ge=0, description="Batch runs store reasons for at least the N riskiest customers."
+    )
+    spark_master: str = Field("local[*]", description="Spark master for --engine spark.")
+    batch_test_pause: float = Field(
+        0.0,
+        ge=0.0,
+        description="Testing hook: seconds to pause after each staged chunk and "
+        "inside the swap transaction, announced on stderr (crash-safety tests).",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

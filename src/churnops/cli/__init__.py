@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from churnops.cli import data, models
+from churnops.cli import batch, data, models
 from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
 
 app = typer.Typer(
@@ -25,6 +25,9 @@ app.command("train")(models.train_command)
 app.command("models")(models.models_command)
 app.command("promote")(models.promote_command)
 app.command("rollback")(models.rollback_command)
+app.command("score")(batch.score_command)
+app.add_typer(batch.report_app, name="report")
+app.add_typer(batch.db_app, name="db")
 
 
 @app.command("demo")

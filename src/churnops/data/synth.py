@@ -88,8 +88,14 @@ def generate_chunks(
 
 
 def _chunk(
-    truth: _Truth, rng: np.random.Generator, n: int, offset: int, seed: int, drift: float,
-    start_date: date | None, days: int,
+    truth: _Truth,
+    rng: np.random.Generator,
+    n: int,
+    offset: int,
+    seed: int,
+    drift: float,
+    start_date: date | None,
+    days: int,
 ) -> pd.DataFrame:
     demo = truth.demo
     picked = demo.iloc[rng.integers(0, len(demo), n)].reset_index(drop=True)
@@ -133,8 +139,13 @@ def _contract_shift(weights: dict[str, float], before: np.ndarray, after: np.nda
 
 
 def write_synthetic(
-    path: str | Path, rows: int, *, seed: int = 0, drift: float = 0.0,
-    start_date: date | None = None, days: int = 7,
+    path: str | Path,
+    rows: int,
+    *,
+    seed: int = 0,
+    drift: float = 0.0,
+    start_date: date | None = None,
+    days: int = 7,
 ) -> Path:
     """Write ``rows`` synthetic customers to CSV or Parquet, chunk by chunk."""
     file = Path(path)
