@@ -71,12 +71,12 @@ class Settings(BaseSettings):
         10_000, ge=0, description="Batch runs store reasons for at least the N riskiest customers."
     )
     spark_master: str = Field("local[*]", description="Spark master for --engine spark.")
-    batch_test_pause: float = Field(
-        0.0,
-        ge=0.0,
-        description="Testing hook: seconds to pause after each staged chunk and "
-        "inside the swap transaction, announced on stderr (crash-safety tests).",
+    batch_test_pause_at: str = Field(
+        "",
+        description="Testing hook: a point of a batch run ('chunk N' or 'swap') to pause at, "
+        "announced on stderr, so crash-safety tests can kill the run there.",
     )
+    batch_test_pause: float = Field(60.0, ge=0.0, description="Seconds to pause there.")
 
     @classmethod
     def settings_customise_sources(

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from churnops.batch.chunk import ChunkResult, TopScores, score_chunk
 from churnops.batch.sources import ChunkedSource, open_source
-from churnops.batch.writer import SwapInfo, make_writer, pause
+from churnops.batch.writer import PausePoint, SwapInfo, make_writer, pause
 from churnops.config import Settings
 from churnops.errors import ChurnopsError, ConfigError, DataValidationError
 
@@ -75,7 +75,8 @@ def score(
             results = spark_results(model, reader, settings, master)
         else:
             results = _pandas_results(model, reader, settings.reasons_top)
-        with make_writer(settings.resolved_database_url, settings.batch_test_pause) as writer:
+        hook = PausePoint(settings.batch_test_pause_at, settings.batch_test_pause)
+        with make_writer(settings.resolved_database_url, hook) as writer:
             for n, result in enumerate(results, start=1):
                 writer.stage(result.scores)
                 _record_rejected(store, run_id, result)
@@ -86,7 +87,7 @@ def score(
                 _check_rejected(counts, reader.total_rows, settings.max_rejected_share)
                 if progress is not None:
                     progress("scoring", counts["rows_in"], reader.total_rows or counts["rows_in"])
-                pause(f"chunk {n}", settings.batch_test_pause)
+                pause(f"chunk {n}", hook)
             _check_rejected(counts, counts["rows_in"], settings.max_rejected_share)
             if counts["rows_scored"] == 0:
                 raise DataValidationError("The source holds no row that could be scored.")

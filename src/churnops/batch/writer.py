@@ -49,19 +49,27 @@ class SwapInfo:
     threshold: float
 
 
-def pause(point: str, seconds: float) -> None:
-    """Testing hook: announce ``point`` on stderr and sleep, so a test can kill us there."""
-    if seconds > 0:
+@dataclass(frozen=True)
+class PausePoint:
+    """Testing hook: where a run pauses (``chunk N`` or ``swap``) and for how long."""
+
+    at: str = ""
+    seconds: float = 0.0
+
+
+def pause(point: str, hook: PausePoint) -> None:
+    """Announce ``point`` on stderr and sleep there when the hook asks for it."""
+    if hook.at and point == hook.at:
         print(f"churnops-batch-pause: {point}", file=sys.stderr, flush=True)
-        time.sleep(seconds)
+        time.sleep(hook.seconds)
 
 
 class ScoreWriter:
     """Stage chunks of scores, then swap them in as one date; use as a context manager."""
 
-    def __init__(self, url: sa.URL, pause_seconds: float = 0.0) -> None:
+    def __init__(self, url: sa.URL, hook: PausePoint | None = None) -> None:
         self.url = url
-        self.pause_seconds = pause_seconds
+        self.hook = hook or PausePoint()
         self.staged = 0
 
     def __enter__(self) -> ScoreWriter:
@@ -123,7 +131,7 @@ class SqliteWriter(ScoreWriter):
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.execute("DELETE FROM churn_scores WHERE scoring_date = ?", (day,))
-            pause("swap", self.pause_seconds)
+            pause("swap", self.hook)
             self.conn.execute(
                 SWAP_INSERT.format(p="?"),
                 (day, info.model_name, info.model_version, info.threshold, info.run_id),
@@ -179,7 +187,7 @@ class PostgresWriter(ScoreWriter):
                 self.conn.execute(
                     "DELETE FROM churn_scores WHERE scoring_date = %s", (info.scoring_date,)
                 )
-                pause("swap", self.pause_seconds)
+                pause("swap", self.hook)
                 self.conn.execute(
                     SWAP_INSERT.format(p="%s"),
                     (
@@ -223,12 +231,12 @@ def _escape(text: Any) -> str:
     return text
 
 
-def make_writer(url: str, pause_seconds: float = 0.0) -> ScoreWriter:
+def make_writer(url: str, hook: PausePoint | None = None) -> ScoreWriter:
     """Return the writer for the store at ``url`` (SQLite or PostgreSQL)."""
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return SqliteWriter(parsed, pause_seconds)
+        return SqliteWriter(parsed, hook)
     if backend == "postgresql":
-        return PostgresWriter(parsed, pause_seconds)
+        return PostgresWriter(parsed, hook)
     raise ConfigError(f"Batch scoring writes to SQLite or PostgreSQL, not {backend!r}.")
