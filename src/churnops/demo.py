@@ -43,6 +43,10 @@ def run_demo(
     )
     promotion = registry.promote(settings)
     champion = registry.get_version(settings, alias=registry.CHAMPION)
+    from churnops.batch import high_risk, score
+
+    scoring = score(settings, data_out)  # the demo customers, into the SQLite store
+    at_risk = high_risk(settings, top=10)
     return {
         "data": {"path": str(data_out), "rows": len(df), "columns": df.shape[1]},
         "validation": {
@@ -53,6 +57,8 @@ def run_demo(
         "training": training,
         "promotion": promotion.to_dict(),
         "champion_version": champion.version,
+        "scoring": scoring,
+        "high_risk": at_risk,
         "tracking_uri": settings.resolved_tracking_uri,
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -54,6 +54,7 @@ def demo(
         f"Champion: {settings.model_name} v{result['champion_version']}. "
         f"Demo took {result['seconds']:.0f}s."
     )
+    batch.print_high_risk(result["high_risk"])
     out.print(
         f"MLflow UI: mlflow ui --backend-store-uri {result['tracking_uri']}  (then open http://127.0.0.1:5000)"
     )

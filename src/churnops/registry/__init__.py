@@ -13,6 +13,8 @@ from churnops.registry.models import (
     load_model,
     load_run_frame,
     log_training,
+    model_uri,
+    spark_udf,
 )
 from churnops.registry.promotion import (
     PromotionResult,
@@ -35,6 +37,8 @@ __all__ = [
     "load_model",
     "load_run_frame",
     "log_training",
+    "model_uri",
     "promote",
     "rollback",
+    "spark_udf",
 ]
