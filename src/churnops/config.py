@@ -105,6 +105,23 @@ class Settings(BaseSettings):
     pipeline_target: str = "churn"
     pipeline_id: str | None = "customer_id"
 
+    batch_chunk_rows: int = Field(
+        200_000, ge=1, description="Rows per batch-scoring chunk; memory is bounded by it."
+    )
+    max_rejected_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="A batch run fails when more rows than this are invalid."
+    )
+    reasons_top: int = Field(
+        10_000, ge=0, description="Batch runs store reasons for at least the N riskiest customers."
+    )
+    spark_master: str = Field("local[*]", description="Spark master for --engine spark.")
+    batch_test_pause_at: str = Field(
+        "",
+        description="Testing hook: a point of a batch run ('chunk N' or 'swap') to pause at, "
+        "announced on stderr, so crash-safety tests can kill the run there.",
+    )
+    batch_test_pause: float = Field(60.0, ge=0.0, description="Seconds to pause there.")
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -19,10 +19,12 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the end-to-end demo on the Telco data and return what each step produced."""
     from churnops import registry
+    from churnops.batch import high_risk, score
     from churnops.data.contract import infer_contract
     from churnops.data.demo import DEMO_ID, DEMO_TARGET, load_demo
     from churnops.data.sources import write_table
     from churnops.data.validation import validate
+    from churnops.monitoring.simulation import simulate_weeks
     from churnops.stages import train_and_register
 
     started = time.perf_counter()
@@ -43,8 +45,8 @@ def run_demo(
     )
     promotion = registry.promote(settings)
     champion = registry.get_version(settings, alias=registry.CHAMPION)
-    from churnops.monitoring.simulation import simulate_weeks
-
+    scoring = score(settings, data_out)  # the demo customers, into the SQLite store
+    at_risk = high_risk(settings, top=10)
     production = simulate_weeks(settings, trials=min(trials or settings.trials, 2))
     return {
         "data": {"path": str(data_out), "rows": len(df), "columns": df.shape[1]},
@@ -57,6 +59,8 @@ def run_demo(
         "promotion": promotion.to_dict(),
         "champion_version": champion.version,
         "production": production,
+        "scoring": scoring,
+        "high_risk": at_risk,
         "tracking_uri": settings.resolved_tracking_uri,
         "seconds": round(time.perf_counter() - started, 2),
     }

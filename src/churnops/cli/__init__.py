@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from churnops.cli import data, models, monitor, serve
+from churnops.cli import batch, data, models, monitor, serve
 from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
 
 app = typer.Typer(
@@ -30,6 +30,9 @@ app.command("serve")(serve.serve_command)
 app.add_typer(serve.keys_app, name="keys")
 app.command("monitor")(monitor.monitor_command)
 app.add_typer(monitor.pipeline_app, name="pipeline")
+app.command("score")(batch.score_command)
+app.add_typer(batch.report_app, name="report")
+app.add_typer(batch.db_app, name="db")
 
 
 @app.command("demo")
@@ -70,6 +73,7 @@ def demo(
         f"Champion: {settings.model_name} v{result['champion_version']}. "
         f"Demo took {result['seconds']:.0f}s."
     )
+    batch.print_high_risk(result["high_risk"])
     out.print(
         f"MLflow UI: mlflow ui --backend-store-uri {result['tracking_uri']}  (then open http://127.0.0.1:5000)"
     )

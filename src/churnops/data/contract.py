@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -313,6 +314,31 @@ def _target_labels(values: pd.Series, positive: str | None) -> tuple[list[Scalar
     raise ContractError(
         f"Cannot tell which target label means churn among {distinct}; pass --positive LABEL."
     )
+
+
+def map_unique(values: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
+    """Apply ``func`` once per distinct value; missing cells become None.
+
+    Customer columns repeat a handful of values over millions of rows, so mapping the
+    distinct values (``pd.factorize``) instead of every cell makes per-cell Python helpers
+    such as :func:`label_key` cost a vectorised lookup — it is what lets batch scoring
+    validate a million rows in about a second.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[: len(uniques)] = [func(u) for u in uniques]
+    mapped[-1] = None  # code -1: a missing cell
+    return pd.Series(mapped[codes], index=values.index, name=values.name)
+
+
+def clean_text(values: pd.Series) -> pd.Series:
+    """Return cells as stripped text, with blank-like cells (``" "``, ``"NA"``…) as None."""
+
+    def clean(value: Any) -> str | None:
+        text = str(value).strip()
+        return None if text.lower() in BLANK_STRINGS else text
+
+    return map_unique(values, clean)
 
 
 def label_key(value: Any) -> str:

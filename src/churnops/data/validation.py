@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from churnops.data.contract import BLANK_STRINGS, ColumnSpec, DataContract, label_key
+from churnops.data.contract import (
+    BLANK_STRINGS,
+    ColumnSpec,
+    DataContract,
+    clean_text,
+    label_key,
+    map_unique,
+)
 
 Severity = Literal["error", "warning"]
 MAX_ROWS_SHOWN = 10
@@ -215,7 +222,7 @@ class _Checker:
     def _boolean(self, spec: ColumnSpec) -> None:
         raw = self.frame[spec.name]
         false_key, true_key = (label_key(v) for v in spec.levels or [0, 1])
-        keys = raw.map(label_key, na_action="ignore")
+        keys = map_unique(raw, label_key)
         bad = raw.notna() & ~keys.isin([false_key, true_key])
         allowed = ", ".join(map(str, spec.levels or []))
         self._row_error(bad, "unknown_boolean", spec.name, f"are not one of: {allowed}", raw)
@@ -223,9 +230,8 @@ class _Checker:
 
     def _categorical(self, spec: ColumnSpec) -> None:
         raw = self.frame[spec.name]
-        text = raw.astype("string").str.strip()
-        text = text.mask(text.str.lower().isin(BLANK_STRINGS))
-        self.frame[spec.name] = text.astype(object).where(text.notna(), None)
+        text = clean_text(raw)
+        self.frame[spec.name] = text
         if not spec.open_categories and spec.categories:
             unseen = text.notna() & ~text.isin(list(spec.categories))
             allowed = ", ".join(list(spec.categories)[:20])

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnops.data.contract import BLANK_STRINGS, DataContract, label_key
+from churnops.data.contract import BLANK_STRINGS, DataContract, label_key, map_unique
 from churnops.errors import ScoringInputError
 
 
@@ -75,13 +75,16 @@ class FeatureEncoder:
                 values = _numeric(col)
                 out[:, block.start] = np.where(np.isnan(values), block.fill, values)
             elif block.kind == "boolean":
-                keys = col.map(label_key, na_action="ignore")
+                keys = map_unique(col, label_key)
                 out[:, block.start] = (keys == _true_key(block)).to_numpy(dtype=np.float64)
             else:
-                text = col.astype("string").str.strip()
-                codes = pd.Categorical(text, categories=list(block.index or {})).codes
-                rows = np.flatnonzero(codes >= 0)
-                out[rows, block.start + codes[rows]] = 1.0
+                # Look each distinct value up once; unseen or missing -> -1 (all zeros).
+                index = block.index or {}
+                codes, uniques = pd.factorize(col, use_na_sentinel=True)
+                lookup = np.array([index.get(str(u).strip(), -1) for u in uniques] + [-1])
+                offsets = lookup[codes]
+                rows = np.flatnonzero(offsets >= 0)
+                out[rows, block.start + offsets[rows]] = 1.0
         return out
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:

@@ -14,6 +14,8 @@ from churnops.registry.models import (
     load_model,
     load_run_frame,
     log_training,
+    model_uri,
+    spark_udf,
 )
 from churnops.registry.monitoring import log_monitoring_report, monitoring_artifacts
 from churnops.registry.promotion import (
@@ -39,8 +41,10 @@ __all__ = [
     "load_run_frame",
     "log_monitoring_report",
     "log_training",
+    "model_uri",
     "monitoring_artifacts",
     "promote",
     "rollback",
     "save_last_good",
+    "spark_udf",
 ]

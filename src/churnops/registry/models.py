@@ -188,6 +188,30 @@ def load_model(
     return LoadedModel(model, info)
 
 
+def model_uri(settings: Settings, alias: str = CHAMPION) -> str:
+    """Return the ``models:/`` URI of a registered version, for MLflow's own tools."""
+    info = get_version(settings, alias=alias)
+    return f"models:/{settings.model_name}/{info.version}"
+
+
+def spark_udf(spark: Any, settings: Settings, alias: str = CHAMPION) -> Any:
+    """Return ``mlflow.pyfunc.spark_udf`` for a registered version: a column of probabilities.
+
+    This is the plain MLflow route (pyfunc, per-batch schema checks); churnops' own Spark
+    engine uses ``mapInPandas`` over the ScoringModel instead. Both load the same artifact.
+    """
+    import mlflow.pyfunc
+
+    uri = model_uri(settings, alias)
+    with _quiet():
+        return mlflow.pyfunc.spark_udf(
+            spark,
+            uri,
+            result_type="customer_id string, probability double, churn long",
+            env_manager="local",
+        )
+
+
 def load_run_frame(
     settings: Settings, run_id: str, artifact: str = HOLDOUT_ARTIFACT
 ) -> pd.DataFrame:

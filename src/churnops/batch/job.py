@@ -1,0 +1,229 @@
+"""The batch scoring stage: source -> chunks -> validate + score -> stage -> swap the date.
+
+A run is recorded in ``scoring_runs`` before any work (status ``running``) and closed as
+``succeeded`` or ``failed`` with the error text, so a crash leaves a trace and the run
+table answers "what happened on that date" without reading logs. A run killed before
+its swap commits changes nothing in ``churn_scores`` (see :mod:`churnops.batch.writer`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from churnops.batch.chunk import ChunkResult, TopScores, score_chunk
+from churnops.batch.sources import ChunkedSource, open_source
+from churnops.batch.writer import PausePoint, SwapInfo, make_writer, pause
+from churnops.config import Settings
+from churnops.errors import ChurnopsError, ConfigError, DataValidationError
+
+Engine = Literal["pandas", "spark"]
+ENGINES = ("pandas", "spark")
+ProgressFn = Callable[[str, int, int], None]
+
+
+def score(
+    settings: Settings,
+    source: str | Path | None = None,
+    *,
+    db: str | None = None,
+    table: str | None = None,
+    scoring_date: date | None = None,
+    engine: Engine = "pandas",
+    spark_master: str | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Score every customer of a source with the champion into ``churn_scores`` for a date.
+
+    Invalid rows go to ``rejected_rows`` and the run goes on, unless more than
+    ``settings.max_rejected_share`` of the rows are invalid. Returns the ``scoring_runs``
+    row of the run as a dict.
+
+    Args:
+        settings: where the registry and the store are.
+        source: a CSV or Parquet file (or use ``db`` and ``table``).
+        db: SQLAlchemy URL of a database to read ``table`` from.
+        table: the table holding the customers.
+        scoring_date: the date the scores are for; today (UTC) when omitted.
+        engine: ``pandas`` (chunked, in process) or ``spark``.
+        spark_master: Spark master URL; ``settings.spark_master`` when omitted.
+        progress: ``progress(task, done, total)`` callback for a progress bar.
+    """
+    from churnops import registry
+    from churnops.store import get_engine
+
+    if engine not in ENGINES:
+        raise ConfigError(f"Unknown engine {engine!r}; choose from: {', '.join(ENGINES)}.")
+    day = scoring_date or datetime.now(UTC).date()
+    reader = open_source(source, db=db, table=table, chunk_rows=settings.batch_chunk_rows)
+    loaded = registry.load_model(settings)
+    model, version = loaded.model, loaded.version
+    store = get_engine(settings)
+    started = time.perf_counter()
+    run_id = _start_run(store, reader, day, engine, version.name, version.version, model)
+    counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "high_risk": 0}
+    try:
+        if engine == "spark":
+            from churnops.batch.spark import spark_results
+
+            master = spark_master or settings.spark_master
+            results = spark_results(model, reader, settings, master)
+        else:
+            results = _pandas_results(model, reader, settings.reasons_top)
+        hook = PausePoint(settings.batch_test_pause_at, settings.batch_test_pause)
+        with make_writer(settings.resolved_database_url, hook) as writer:
+            for n, result in enumerate(results, start=1):
+                writer.stage(result.scores)
+                _record_rejected(store, run_id, result)
+                counts["rows_in"] += result.rows_in
+                counts["rows_scored"] += len(result.scores)
+                counts["rows_rejected"] += len(result.rejected)
+                counts["high_risk"] += int(result.scores["high_risk"].sum())
+                _check_rejected(counts, reader.total_rows, settings.max_rejected_share)
+                if progress is not None:
+                    progress("scoring", counts["rows_in"], reader.total_rows or counts["rows_in"])
+                pause(f"chunk {n}", hook)
+            _check_rejected(counts, counts["rows_in"], settings.max_rejected_share)
+            if counts["rows_scored"] == 0:
+                raise DataValidationError("The source holds no row that could be scored.")
+            writer.swap(
+                SwapInfo(day, run_id, version.name, version.version, float(model.threshold))
+            )
+    except BaseException as exc:
+        message = exc.message if isinstance(exc, ChurnopsError) else f"{type(exc).__name__}: {exc}"
+        _finish_run(store, run_id, "failed", counts, started, reader.digest, message)
+        raise
+    _finish_run(store, run_id, "succeeded", counts, started, reader.digest)
+    return get_run(settings, run_id)
+
+
+def _pandas_results(model: Any, reader: ChunkedSource, reasons_top: int) -> Iterator[ChunkResult]:
+    top = TopScores(reasons_top)
+    for chunk in reader.chunks():
+        yield score_chunk(model, chunk.frame, chunk.offset, top)
+
+
+def _check_rejected(counts: dict[str, int], total: int | None, max_share: float) -> None:
+    """Fail once the rejected rows exceed the allowed share of the whole source."""
+    if not total:
+        return
+    share = counts["rows_rejected"] / total
+    if share > max_share:
+        raise DataValidationError(
+            f"{counts['rows_rejected']:,} of {total:,} rows ({share:.1%}) break the champion's "
+            f"data contract, more than the allowed {max_share:.1%} "
+            "(CHURNOPS_MAX_REJECTED_SHARE); see rejected_rows for the reasons.",
+            {"rows_rejected": counts["rows_rejected"], "rows": total, "max_share": max_share},
+        )
+
+
+def _runs() -> sa.Table:
+    from churnops.store.tables import ScoringRun
+
+    return ScoringRun.__table__  # type: ignore[return-value]
+
+
+def _start_run(
+    store: sa.Engine,
+    reader: ChunkedSource,
+    day: date,
+    engine: str,
+    model_name: str,
+    model_version: str,
+    model: Any,
+) -> int:
+    with store.begin() as conn:
+        result = conn.execute(
+            _runs()
+            .insert()
+            .values(
+                started_at=datetime.now(UTC),
+                status="running",
+                scoring_date=day,
+                source=reader.label,
+                engine=engine,
+                model_name=model_name,
+                model_version=model_version,
+                threshold=float(model.threshold),
+                rows_in=0,
+                rows_scored=0,
+                rows_rejected=0,
+                high_risk=0,
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def _finish_run(
+    store: sa.Engine,
+    run_id: int,
+    status: str,
+    counts: dict[str, int],
+    started: float,
+    digest: str,
+    error: str | None = None,
+) -> None:
+    runs = _runs()
+    with store.begin() as conn:
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id)
+            .values(
+                status=status,
+                finished_at=datetime.now(UTC),
+                seconds=round(time.perf_counter() - started, 3),
+                source_digest=digest,
+                error=error,
+                **counts,
+            )
+        )
+
+
+def _record_rejected(store: sa.Engine, run_id: int, result: ChunkResult) -> None:
+    """Commit the chunk's rejections at once, so a failed run still shows why."""
+    if result.rejected.empty:
+        return
+    from churnops.store.tables import RejectedRow
+
+    rows = result.rejected.assign(run_id=run_id)
+    rows["row_number"] = rows["row_number"].astype(int)
+    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    with store.begin() as conn:
+        conn.execute(RejectedRow.__table__.insert(), records)
+
+
+def get_run(settings: Settings, run_id: int) -> dict[str, Any]:
+    """Return one ``scoring_runs`` row as a JSON-friendly dict."""
+    from churnops.errors import DataError
+    from churnops.store import get_engine
+
+    runs = _runs()
+    with get_engine(settings).connect() as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().first()
+    if row is None:
+        raise DataError(f"No scoring run {run_id}.")
+    return _plain(row)
+
+
+def list_runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
+    """Return the latest scoring runs, newest first."""
+    from churnops.store import get_engine
+
+    runs = _runs()
+    query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
+    with get_engine(settings).connect() as conn:
+        return [_plain(r) for r in conn.execute(query).mappings()]
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    out = {}
+    for key, value in dict(row).items():
+        if isinstance(value, datetime | date):
+            value = value.isoformat()
+        out[key] = value
+    return out

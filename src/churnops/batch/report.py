@@ -1,0 +1,98 @@
+"""Who to call: the high-risk customers of a scoring date, ranked, with their reasons."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from churnops.config import Settings
+from churnops.errors import DataError
+
+
+def high_risk(
+    settings: Settings, scoring_date: date | None = None, top: int = 50
+) -> dict[str, Any]:
+    """Return the ``top`` high-risk customers of a date (the latest scored date by default)."""
+    from churnops.store import get_engine
+    from churnops.store.tables import ChurnScore
+
+    scores = ChurnScore.__table__
+    with get_engine(settings).connect() as conn:
+        day = scoring_date or conn.execute(sa.select(sa.func.max(scores.c.scoring_date))).scalar()
+        if day is None:
+            raise DataError("No scores yet: run `churnops score SOURCE` first.")
+        if isinstance(day, str):  # SQLite returns max() of a date column as text
+            day = date.fromisoformat(day)
+        query = (
+            sa.select(
+                scores.c.risk_rank,
+                scores.c.customer_id,
+                scores.c.score,
+                scores.c.reasons,
+                scores.c.model_name,
+                scores.c.model_version,
+                scores.c.run_id,
+            )
+            .where(scores.c.scoring_date == day, scores.c.high_risk.is_(True))
+            .order_by(scores.c.risk_rank)
+            .limit(top)
+        )
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+        total = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(scores)
+            .where(scores.c.scoring_date == day, scores.c.high_risk.is_(True))
+        ).scalar()
+    if not rows and scoring_date is not None:
+        raise DataError(f"No high-risk customers scored for {day.isoformat()}.")
+    for row in rows:
+        row["reasons"] = json.loads(row["reasons"]) if row["reasons"] else []
+    return {"scoring_date": day.isoformat(), "high_risk_total": total, "customers": rows}
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    """Render a report as CSV, reasons as ``feature(+0.42); …``."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["risk_rank", "customer_id", "score", "reasons", "model_version"])
+    for row in report["customers"]:
+        writer.writerow(
+            [
+                row["risk_rank"],
+                row["customer_id"],
+                f"{row['score']:.4f}",
+                reason_text(row),
+                row["model_version"],
+            ]
+        )
+    return buf.getvalue()
+
+
+def to_html(report: dict[str, Any]) -> str:
+    """Render a report as a standalone HTML page."""
+    from html import escape
+
+    body = "\n".join(
+        f"<tr><td>{row['risk_rank']}</td><td>{escape(str(row['customer_id']))}</td>"
+        f"<td>{row['score']:.4f}</td><td>{escape(reason_text(row))}</td></tr>"
+        for row in report["customers"]
+    )
+    title = f"High-risk customers, {report['scoring_date']}"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+        f"<body><h1>{title}</h1><p>{report['high_risk_total']:,} customers above the "
+        "threshold; the riskiest first.</p><table border='1' cellpadding='4'>"
+        "<tr><th>rank</th><th>customer</th><th>score</th><th>top reasons</th></tr>\n"
+        f"{body}\n</table></body></html>\n"
+    )
+
+
+def reason_text(row: dict[str, Any]) -> str:
+    """Return a row's reasons as ``feature(+0.42); …``."""
+    return "; ".join(f"{r['feature']}({r['contribution']:+.2f})" for r in row["reasons"])

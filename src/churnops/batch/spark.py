@@ -1,0 +1,121 @@
+"""The Spark engine: the same per-chunk scoring path, run by Spark workers.
+
+``mapInPandas`` hands each worker Arrow batches of the source; each batch goes through
+:func:`churnops.batch.chunk.score_chunk` — validation, the champion's ScoringModel, reasons —
+so Spark and pandas produce the same scores by construction. Results are staged as
+Parquet in a scratch folder and streamed back by the driver into the same writer, so the
+date is swapped in one transaction exactly as with the pandas engine.
+Workers run ``sys.executable`` (``PYSPARK_PYTHON``) so they import the same packages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churnops.batch.chunk import REJECT_COLUMNS, ChunkResult, TopScores, score_chunk
+from churnops.batch.sources import ChunkedSource
+from churnops.config import Settings
+from churnops.errors import ConfigError
+
+OUTPUT_SCHEMA = (
+    "customer_id string, score double, high_risk boolean, reasons string, "
+    "row_number long, reason string"
+)
+ROW_COLUMN = "_churnops_row"
+
+
+def spark_session(master: str, scratch: Path) -> Any:
+    """Return a Spark session whose workers use this Python and whose scratch is ``scratch``."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(master)
+        .appName("churnops-score")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
+        .config("spark.local.dir", str(scratch / "local"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={scratch / 'derby'}")
+        .getOrCreate()
+    )
+
+
+def spark_results(
+    model: Any, reader: ChunkedSource, settings: Settings, master: str
+) -> Iterator[ChunkResult]:
+    """Score ``reader``'s source on Spark and yield the staged results chunk by chunk."""
+    if reader.kind == "sql":
+        raise ConfigError(
+            "--engine spark reads CSV or Parquet files; score SQL tables with --engine pandas "
+            "or export them to Parquet first."
+        )
+    with tempfile.TemporaryDirectory(prefix="churnops-spark-") as tmp:
+        scratch = Path(tmp)
+        spark = spark_session(master, scratch)
+        spark.sparkContext.setLogLevel("ERROR")
+        staged = scratch / "staged"
+        try:
+            frame = _read(spark, reader)
+            scored = frame.mapInPandas(_scorer(model, settings.reasons_top), OUTPUT_SCHEMA)
+            scored.write.parquet(str(staged))
+        finally:
+            spark.stop()
+        yield from _read_staged(staged, settings.batch_chunk_rows)
+
+
+def _read(spark: Any, reader: ChunkedSource) -> Any:
+    from pyspark.sql import functions as F
+
+    path = str(reader.path)
+    if reader.kind == "parquet":
+        frame = spark.read.parquet(path)
+    else:  # text cells; validation coerces them exactly as for the pandas engine
+        sep = "\t" if path.endswith(".tsv") else ","
+        frame = spark.read.option("header", True).option("sep", sep).csv(path)
+    # A row id for rejected rows: Spark's, not the file position (that would need a shuffle).
+    return frame.withColumn(ROW_COLUMN, F.monotonically_increasing_id())
+
+
+def _scorer(model: Any, reasons_top: int) -> Any:
+    def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        top = TopScores(reasons_top)  # one per task: each keeps reasons for its own top k
+        for batch in batches:
+            rows = batch.pop(ROW_COLUMN).to_numpy()
+            result = score_chunk(model, batch.reset_index(drop=True), 0, top)
+            scores = result.scores.assign(row_number=None, reason=None)
+            rejected = result.rejected.assign(
+                row_number=rows[result.rejected["row_number"].to_numpy(dtype=int)],
+                score=None,
+                high_risk=None,
+                reasons=None,
+            )
+            columns = ["customer_id", "score", "high_risk", "reasons", "row_number", "reason"]
+            if rejected.empty:
+                yield scores[columns]
+            else:
+                yield pd.concat([scores[columns], rejected[columns]], ignore_index=True)
+
+    return score_batches
+
+
+def _read_staged(staged: Path, chunk_rows: int) -> Iterator[ChunkResult]:
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(str(staged), format="parquet")
+    for batch in dataset.to_batches(batch_size=chunk_rows):
+        frame = batch.to_pandas()
+        bad = frame["reason"].notna()
+        scores = frame.loc[~bad, ["customer_id", "score", "high_risk", "reasons"]]
+        scores = scores.astype({"high_risk": bool}).reset_index(drop=True)
+        rejected = frame.loc[bad, REJECT_COLUMNS].reset_index(drop=True)
+        yield ChunkResult(scores, rejected)
