@@ -58,7 +58,7 @@ def test_closed_loop_and_sensors_in_process(
     report = result.output_for_node("monitoring_report")
     assert report["model_version"] == "1"
     assert Path(report["report"]).exists()
-    assert result.output_for_node("churn_scores")["rows"] == 1200
+    assert result.output_for_node("churn_scores")["rows_scored"] == 1200
 
     settings = Settings(home=tmp_path / "home")
     context = dg.build_sensor_context(instance=instance, resources={"churnops": resource})

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from churnops.batch import high_risk
 from churnops.cli import app
 from churnops.config import Settings
 from churnops.data.synth import write_synthetic
@@ -45,8 +45,9 @@ def test_first_run_trains_then_reruns_change_nothing_then_new_data_retrains(
     }
     assert run1["champion_version"] == "1"
     score = next(s for s in run1["steps"] if s["step"] == "score")["detail"]
-    assert score["rows"] == 1500
-    assert "churnops.batch" not in sys.modules  # the pipeline's tests never need batch
+    assert (score["rows_in"], score["rows_scored"], score["status"]) == (1500, 1500, "succeeded")
+    stored = high_risk(settings, top=5000)
+    assert stored["high_risk_total"] == score["high_risk"]
 
     run2 = run_pipeline(settings, source=first)
     assert _statuses(run2)["train"] == "skipped"

@@ -185,8 +185,11 @@ def _short(detail: dict[str, Any]) -> str:
         return f"{detail['decision']}: {detail['reason']}"
     if "model_version" in detail and "family" in detail:
         return f"trained v{detail['model_version']} ({detail['family']})"
-    if "flagged" in detail:
-        return f"{detail['rows']:,} scored, {detail['flagged']:,} flagged ({detail['engine']})"
+    if "rows_scored" in detail:
+        return (
+            f"{detail['rows_scored']:,} scored into churn_scores for {detail['scoring_date']}, "
+            f"{detail['high_risk']:,} high risk, {detail['rows_rejected']:,} rejected"
+        )
     if "digest" in detail:
         return f"{detail['rows']:,} rows, digest {detail['digest']}"
     if "checked" in detail:

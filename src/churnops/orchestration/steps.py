@@ -144,28 +144,14 @@ def promotion_gate(settings: Settings) -> dict[str, Any]:
 
 
 def score_batch(settings: Settings, source: Source, day: date | None = None) -> dict[str, Any]:
-    """Score the source with the champion: THE one adapter to batch scoring.
+    """Score the source with the champion into ``churn_scores`` (the batch stage).
 
-    MERGE: ``churnops.batch`` (``churnops score`` into ``churn_scores``/``scoring_runs``) is
-    being built on another branch. Until it is wired here, this step scores in memory with
-    ``ScoringModel.predict_frame`` and writes nothing to SQL (``written`` is 0 and
-    ``engine`` says so). Replace the body below with a lazy ``from churnops import batch``
-    call when the two branches meet; nothing else in the loop or Dagster changes.
+    Returns the ``scoring_runs`` row: rows in/scored/rejected, model version, seconds.
     """
-    from churnops import registry
+    from churnops.batch import score
 
     day = day or datetime.now(UTC).date()
-    loaded = registry.load_model(settings, alias=registry.CHAMPION)
-    scores = loaded.model.predict_frame(source.frame)
-    return {
-        "engine": "in-memory predict_frame (churnops.batch not wired yet)",
-        "date": day.isoformat(),
-        "model_version": loaded.version.version,
-        "rows": len(scores),
-        "flagged": int(scores["churn"].sum()),
-        "mean_probability": round(float(scores["probability"].mean()), 6),
-        "written": 0,
-    }
+    return score(settings, source.path, scoring_date=day)
 
 
 def monitor_source(

@@ -46,8 +46,16 @@ def configure(settings: Settings) -> MlflowClient:
     if uri.startswith("sqlite:"):
         settings.ensure_home()
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # MLflow exports the URI as MLFLOW_TRACKING_URI for subprocesses; left there, every
+    # Settings() built later in this process (tests, Dagster, the API) would inherit this
+    # home's store instead of its own. Restore what the user had.
+    if user_uri is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = user_uri
     try:
         experiment_id = _experiment_id(
             uri, settings.experiment_name, settings.artifact_root.as_uri()
