@@ -112,7 +112,9 @@ def simulate_weeks(
                 source=f"simulated weeks 1-{week - 1}",
                 progress=progress,
             )
-            decision = registry.promote(settings)
+            # The trigger watched F1 at the decision threshold (ROC-AUC barely moves under
+            # covariate shift), so the gate compares the same thing on the same recent data.
+            decision = registry.promote(settings, metric="f1")
             entry["action"] = (
                 f"retrained v{trained['model_version']} on {training_rows:,} labelled rows: "
                 f"{decision.decision} ({decision.reason})"
