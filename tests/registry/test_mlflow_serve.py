@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -68,7 +69,10 @@ def test_mlflow_models_serve_answers_with_probabilities(trained_home: Path) -> N
             data=json.dumps({"dataframe_records": records}).encode(),
             headers={"Content-Type": "application/json"},
         )
-        body = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        try:
+            body = json.loads(urllib.request.urlopen(request, timeout=30).read())
+        except urllib.error.HTTPError as exc:  # show MLflow's reason, not just the status
+            pytest.fail(f"{exc.code}: {exc.read().decode()[:2000]}")
         predictions = body["predictions"]
         assert [p["customer_id"] for p in predictions] == [r["customer_id"] for r in records]
         assert all(0.0 < p["probability"] < 1.0 for p in predictions)
