@@ -135,3 +135,18 @@ def test_train_models_promote_rollback(tmp_path: Path, monkeypatch: pytest.Monke
         "to_version": "1",
         "reason": "rollback from v2 to v1",
     }
+
+
+@pytest.mark.integration
+def test_demo_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`churnops demo` (what `make run` runs) trains, scores, monitors six weeks, no serving."""
+    monkeypatch.chdir(tmp_path)
+    result = run("demo", "--trials", "1", "--no-serve")
+    assert result["validation"]["ok"] is True
+    assert result["training"]["holdout"]["roc_auc"] > 0.8
+    assert result["high_risk"]["customers"][0]["risk_rank"] == 1
+    assert len(result["high_risk"]["customers"]) == 10
+    weeks = result["production"]["weeks"]
+    assert len(weeks) == 6
+    assert any(w["retrain"] for w in weeks)  # the drift is found and the trigger fires
+    assert Path("data/telco.csv").exists()
