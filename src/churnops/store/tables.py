@@ -135,7 +135,19 @@ class FeatureDriftRow(Base):
     new_categories: Mapped[str] = mapped_column(sa.Text)  # JSON list
 
 
-class PerformanceWindow(Base):
+class _Metrics:
+    """Performance columns shared by windows and segments (realised or estimated)."""
+
+    rows: Mapped[int] = mapped_column(sa.Integer)
+    positive_rate: Mapped[float | None] = mapped_column(sa.Float)
+    roc_auc: Mapped[float | None] = mapped_column(sa.Float)
+    pr_auc: Mapped[float | None] = mapped_column(sa.Float)
+    f1: Mapped[float | None] = mapped_column(sa.Float)
+    precision: Mapped[float | None] = mapped_column(sa.Float)
+    recall: Mapped[float | None] = mapped_column(sa.Float)
+
+
+class PerformanceWindow(_Metrics, Base):
     """Realised or estimated performance of one time window in one monitoring run."""
 
     __tablename__ = "performance_windows"
@@ -147,16 +159,9 @@ class PerformanceWindow(Base):
     kind: Mapped[str] = mapped_column(sa.String(10))  # realised | estimated
     window_start: Mapped[str | None] = mapped_column(sa.String(10))
     window_end: Mapped[str | None] = mapped_column(sa.String(10))
-    rows: Mapped[int] = mapped_column(sa.Integer)
-    positive_rate: Mapped[float | None] = mapped_column(sa.Float)
-    roc_auc: Mapped[float | None] = mapped_column(sa.Float)
-    pr_auc: Mapped[float | None] = mapped_column(sa.Float)
-    f1: Mapped[float | None] = mapped_column(sa.Float)
-    precision: Mapped[float | None] = mapped_column(sa.Float)
-    recall: Mapped[float | None] = mapped_column(sa.Float)
 
 
-class SegmentMetric(Base):
+class SegmentMetric(_Metrics, Base):
     """Realised or estimated performance of one segment level in one monitoring run."""
 
     __tablename__ = "segment_metrics"
@@ -168,13 +173,6 @@ class SegmentMetric(Base):
     kind: Mapped[str] = mapped_column(sa.String(10))
     column: Mapped[str] = mapped_column(sa.String(200))
     level: Mapped[str] = mapped_column(sa.String(200))
-    rows: Mapped[int] = mapped_column(sa.Integer)
-    positive_rate: Mapped[float | None] = mapped_column(sa.Float)
-    roc_auc: Mapped[float | None] = mapped_column(sa.Float)
-    pr_auc: Mapped[float | None] = mapped_column(sa.Float)
-    f1: Mapped[float | None] = mapped_column(sa.Float)
-    precision: Mapped[float | None] = mapped_column(sa.Float)
-    recall: Mapped[float | None] = mapped_column(sa.Float)
 
 
 class PipelineStep(Base):
