@@ -22,7 +22,7 @@ REDIS_URL = os.environ.get("CHURNOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Keep every test's state in its own folder and off any real MLflow server."""
     for key in list(os.environ):
-        if key.startswith("CHURNOPS_") or key == "MLFLOW_TRACKING_URI":
+        if key.startswith("CHURNOPS_") or key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("CHURNOPS_HOME", str(tmp_path / "home"))
     get_settings.cache_clear()

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
+EXPORTED_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 def _quiet_mlflow() -> None:
     # MLflow's SQLite store logs every Alembic step at INFO; a CLI user only needs errors.
     for name in ("alembic", "mlflow", "mlflow.store.db.utils"):
@@ -46,16 +49,17 @@ def configure(settings: Settings) -> MlflowClient:
     if uri.startswith("sqlite:"):
         settings.ensure_home()
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
-    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    exported = {key: os.environ.get(key) for key in EXPORTED_URIS}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    # MLflow exports the URI as MLFLOW_TRACKING_URI for subprocesses; left there, every
-    # Settings() built later in this process (tests, Dagster, the API) would inherit this
-    # home's store instead of its own. Restore what the user had.
-    if user_uri is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = user_uri
+    # MLflow exports both URIs as env vars for subprocesses; left there, every Settings()
+    # built later in this process (tests, Dagster, the API) and every subprocess (`mlflow
+    # models serve`) would inherit this home's store instead of its own. Restore the user's.
+    for key, value in exported.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         experiment_id = _experiment_id(
             uri, settings.experiment_name, settings.artifact_root.as_uri()
