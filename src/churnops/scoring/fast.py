@@ -69,7 +69,12 @@ class _LightGBMRow:
         self._buffer = (ctypes.c_double * width)()
         self._out = ctypes.c_double()
         self._out_len = ctypes.c_int64()
-        self._call = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+        # Called through PyDLL, which keeps the GIL: the prediction takes a few microseconds,
+        # and a ctypes call that releases the GIL (the CDLL default) lets any waiting thread
+        # (the audit writer, a thread-pool job) take it and run for up to the interpreter's
+        # switch interval (5 ms) before this request may continue: the p99 tail.
+        self._call = ctypes.PyDLL(_LIB._name).LGBM_BoosterPredictForMatSingleRowFast
+        self._call.restype = ctypes.c_int
         # The config owns scratch space, so one row at a time per scorer.
         self._lock = threading.Lock()
 
