@@ -91,3 +91,107 @@ def test_fast_path_agrees_with_registered_pyfunc_on_every_demo_customer(
         many, _ = predictor.score_many(records)
         assert np.abs(one - expected).max() < 1e-6, family
         assert np.abs(many - expected).max() < 1e-6, family
+
+
+def test_compiled_trees_are_used_for_lightgbm_and_equal_its_raw_scores(family_model: Any) -> None:
+    """The numba tree walk is LightGBM's own arithmetic: raw scores agree to 1e-12."""
+    from churnops.scoring.trees import CompiledTrees, compile_lightgbm
+
+    if family_model.family != "lightgbm":
+        pytest.skip("LightGBM only")
+    booster = family_model.estimator.booster_
+    X = family_model.encoder.transform(make_customers(400, seed=8))
+    compiled = compile_lightgbm(booster, X.shape[1], None)
+    assert compiled is not None
+    expected = booster.predict(X, raw_score=True)
+    assert np.abs(compiled.raw_many(X) - expected).max() < 1e-12
+    assert np.abs(np.array([compiled.raw_one(r) for r in X]) - expected).max() < 1e-12
+    scorer = FastScorer(family_model)
+    assert isinstance(getattr(scorer._raw_one, "__self__", None), CompiledTrees)
+
+
+def test_compiled_trees_follow_lightgbm_missing_value_rules() -> None:
+    """NaN and zero-as-missing splits (default left/right) walk exactly as in LightGBM."""
+    import lightgbm as lgb
+
+    from churnops.scoring.trees import compile_lightgbm
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, 5))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[:, 3] = np.where(rng.random(600) < 0.4, 0.0, X[:, 3])
+    y = ((np.nan_to_num(X[:, 0]) + np.isnan(X[:, 1]) + (X[:, 3] == 0)) > 0.5).astype(int)
+    probes = np.vstack([X, np.zeros((1, 5)), np.full((1, 5), np.nan), np.full((1, 5), 1e-40)])
+    for zero_as_missing in (False, True):
+        model = lgb.LGBMClassifier(
+            n_estimators=40, num_leaves=7, zero_as_missing=zero_as_missing, verbose=-1
+        ).fit(X, y)
+        booster = model.booster_
+        compiled = compile_lightgbm(booster, 5, None)
+        assert compiled is not None
+        assert not compiled.plain  # these trees have NaN / zero missing types
+        expected = booster.predict(probes)
+        assert np.abs(compiled.many(probes) - expected).max() < 1e-12
+        assert np.abs(np.array([compiled.one(r) for r in probes]) - expected).max() < 1e-12
+
+
+def test_batch_matrix_equals_per_record_rows(family_model: Any) -> None:
+    """Column-wise batch encoding gives exactly the per-record rows, mixed encodings too."""
+    codec = RecordCodec(family_model.contract)
+    records = _records(make_customers(500, seed=9))
+    for i, r in enumerate(records):  # the same values in the other accepted spellings
+        if i % 3 == 0:
+            r["senior_citizen"] = bool(r["senior_citizen"])
+        if i % 5 == 0:
+            r["tenure"] = float(r["tenure"])
+            r["contract"] = f" {r['contract']} "
+        if i % 7 == 0:
+            r["customer_id"] = i
+        if i % 11 == 0:
+            r["churn"] = "No"  # the label may be sent; it is ignored
+    expected = np.array(codec.encode_many(records))
+    assert np.array_equal(codec.encode_matrix(records), expected)
+
+
+@pytest.mark.parametrize(
+    ("position", "change"),
+    [
+        (0, {"tenure": "12"}),
+        (3, {"tenure": True}),
+        (7, {"tenure": 10**400}),
+        (7, {"tenure": 2**60}),
+        (9, {"monthly_charges": float("nan")}),
+        (9, {"monthly_charges": -5.0}),
+        (11, {"contract": "Weekly"}),
+        (12, {"contract": ["Month-to-month"]}),
+        (13, {"senior_citizen": "maybe"}),
+        (14, {"senior_citizen": {"a": 1}}),
+        (15, {"contract": None}),
+        (16, {"colour": "blue"}),
+        (17, {"customer_id": ""}),
+        (18, {"customer_id": None}),
+        (19, {"customer_id": True}),
+    ],
+)
+def test_batch_matrix_422s_equal_per_record(
+    family_model: Any, position: int, change: dict[str, Any]
+) -> None:
+    """A bad batch gets the same problems (field, message, sent, allowed, index) either way."""
+    from churnops.errors import ScoringInputError
+
+    codec = RecordCodec(family_model.contract)
+    records = _records(make_customers(40, seed=10))
+    records[position].update(change)
+    records[position + 20].update(change)  # two bad customers: both reported, by index
+    records[5] = "not an object"  # type: ignore[call-overload]
+    with pytest.raises(ScoringInputError) as per_record:
+        codec.encode_many(records)
+    with pytest.raises(ScoringInputError) as columns:
+        codec.encode_matrix(records)
+    assert columns.value.details == per_record.value.details
+    assert columns.value.message == per_record.value.message
+    records[5] = dict(records[4])  # only the changed customers remain bad
+    with pytest.raises(ScoringInputError) as columns:
+        codec.encode_matrix(records)
+    indexes = {p["index"] for p in columns.value.details["errors"]}
+    assert indexes == {position, position + 20}

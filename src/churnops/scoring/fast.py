@@ -7,8 +7,11 @@ input on every call — together several times the cost of the trees themselves,
 online API cannot afford (issue 4: the model may cost at most 30% of a request). So each
 family gets the cheapest *exact* route to the same numbers:
 
-- LightGBM: the C API's ``LGBM_BoosterPredictForMatSingleRowFast``, with the prediction
-  config built once per model (``...SingleRowFastInit``) and a preallocated input buffer.
+- LightGBM: binary numerical ensembles (every demo model) are flattened into contiguous
+  arrays and walked by numba-compiled loops (:mod:`churnops.scoring.trees`, self-checked
+  against the booster at load); anything else uses the C API's
+  ``LGBM_BoosterPredictForMatSingleRowFast`` (config built once, preallocated buffer) for
+  one row and ``Booster.predict`` for a matrix.
 - XGBoost: ``Booster.inplace_predict`` (no DMatrix).
 - Logistic (StandardScaler + LogisticRegression): the scaler folded into the weights and
   one dot product in plain Python.
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from churnops.scoring.model import ScoringModel
+from churnops.scoring.trees import compile_lightgbm
 
 _LGBM_PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL
 _LGBM_DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64
@@ -69,7 +73,12 @@ class _LightGBMRow:
         self._buffer = (ctypes.c_double * width)()
         self._out = ctypes.c_double()
         self._out_len = ctypes.c_int64()
-        self._call = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+        # Called through PyDLL, which keeps the GIL: the prediction takes a few microseconds,
+        # and a ctypes call that releases the GIL (the CDLL default) lets any waiting thread
+        # (the audit writer, a thread-pool job) take it and run for up to the interpreter's
+        # switch interval (5 ms) before this request may continue: the p99 tail.
+        self._call = ctypes.PyDLL(_LIB._name).LGBM_BoosterPredictForMatSingleRowFast
+        self._call.restype = ctypes.c_int
         # The config owns scratch space, so one row at a time per scorer.
         self._lock = threading.Lock()
 
@@ -124,6 +133,10 @@ class FastScorer:
             booster = est.booster_
             best = int(getattr(booster, "best_iteration", 0) or 0)
             n_iter = best if best > 0 else None
+
+            compiled = compile_lightgbm(booster, width, n_iter)
+            if compiled is not None:
+                return compiled.one, compiled.many
 
             def many(X: np.ndarray) -> np.ndarray:
                 return np.asarray(booster.predict(X, num_iteration=n_iter), dtype=np.float64)

@@ -33,7 +33,7 @@ class Scorer(Protocol):
 
     def score_one(self, record: Any) -> tuple[float, list[float]]: ...
 
-    def score_many(self, records: Sequence[Any]) -> tuple[np.ndarray, list[list[float]]]: ...
+    def score_many(self, records: Sequence[Any]) -> tuple[np.ndarray, Any]: ...
 
 
 @dataclass
@@ -87,13 +87,14 @@ class Predictor:
         row = self.codec.encode(record)
         return self.scorer.one(row), row
 
-    def score_many(self, records: Sequence[Any]) -> tuple[np.ndarray, list[list[float]]]:
-        """Validate and score JSON records; return (probabilities, encoded rows)."""
-        rows = self.codec.encode_many(records)
-        X = np.array(rows, dtype=np.float64).reshape(len(rows), self.codec.width)
-        return self.scorer.many(X), rows
+    def score_many(self, records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Validate and score JSON records; return (probabilities, encoded matrix)."""
+        X = self.codec.encode_matrix(records)
+        return self.scorer.many(X), X
 
-    def reasons(self, rows: Sequence[Sequence[float]], top: int = 3) -> list[list[dict[str, Any]]]:
+    def reasons(
+        self, rows: Sequence[Sequence[float]] | np.ndarray, top: int = 3
+    ) -> list[list[dict[str, Any]]]:
         """Return each row's ``top`` signed log-odds reasons (see ScoringModel.reasons)."""
         X = np.array(rows, dtype=np.float64).reshape(len(rows), self.codec.width)
         return self.model.reasons(X, top=top)

@@ -14,7 +14,10 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any
+
+import numpy as np
 
 from churnops.data.contract import DataContract, label_key
 from churnops.errors import ScoringInputError
@@ -159,6 +162,79 @@ class RecordCodec:
             self._fail(problems, index)
         return row
 
+    def encode_matrix(self, records: Sequence[Any]) -> np.ndarray:
+        """Return the encoded matrix of a batch; 422 details exactly as :meth:`encode_many`.
+
+        Column by column: one pass over the records per field with C-level helpers (type
+        sets, ``np.array``, one dict lookup per distinct category) instead of the per-record
+        loop, about 5x faster on 1,000 records. The fast pass only *accepts*; whenever it
+        sees anything it would have to reject, or cannot judge exactly (a non-object, a
+        missing required field, a huge integer), it hands the batch to :meth:`encode_many`,
+        so a bad batch gets the same problems, messages and indexes as before.
+        """
+        X = self._encode_columns(records)
+        if X is None:
+            rows = self.encode_many(records)  # raises with every problem, by index
+            X = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
+        return X
+
+    def _encode_columns(self, records: Sequence[Any]) -> np.ndarray | None:
+        """Encode valid records column-wise; None when any record needs the careful path."""
+        n = len(records)
+        if n == 0 or not all(type(r) is dict for r in records):
+            return None
+        if not set().union(*records) <= self.known:  # an unknown field somewhere
+            return None
+        if self.id_column and not _valid_ids([r.get(self.id_column) for r in records]):
+            return None
+        X = np.empty((n, self.width), dtype=np.float64)
+        X[:] = self.template
+        get = dict.get
+        for name, kind, start, aux, required, aux2, aux3, _allowed in self.fields:
+            values = list(map(get, records, repeat(name)))
+            if kind == _NUMERIC:
+                column = _numeric_column(values, aux, required, aux2, aux3)
+                if column is None:
+                    return None
+                X[:, start] = column
+                continue
+            # Distinct values decide once per column; keyed with their type when types mix
+            # (True, 1 and 1.0 are equal dict keys but need not encode alike).
+            keyed: list[Any] = values
+            if len(set(map(type, values))) > 1:
+                keyed = list(zip(map(type, values), values, strict=True))
+            try:
+                distinct = set(keyed)
+            except TypeError:  # an unhashable value (object, list): certainly invalid
+                return None
+            codes = {}  # value -> column offset, or -1 for "encodes as zeros"
+            for key in distinct:
+                value = key if keyed is values else key[1]
+                if value is None:
+                    if required:
+                        return None
+                    codes[key] = -1
+                elif kind == _BOOLEAN:
+                    if not isinstance(value, str | int | float):
+                        return None
+                    label = label_key(value)
+                    if label not in aux2:
+                        return None
+                    codes[key] = 0 if label == aux else -1
+                else:
+                    if not isinstance(value, str):
+                        return None
+                    offset = aux.get(value)
+                    if offset is None:
+                        offset = aux.get(value.strip())
+                    if offset is None and not aux2:  # unknown category, closed column
+                        return None
+                    codes[key] = -1 if offset is None else offset
+            offsets = np.fromiter(map(codes.__getitem__, keyed), dtype=np.int64, count=n)
+            hit = offsets >= 0
+            X[np.flatnonzero(hit), start + offsets[hit]] = 1.0
+        return X
+
     def encode_many(self, records: Sequence[Any]) -> list[list[float]]:
         """Encode a batch; problems of every bad record are reported together, by index."""
         rows: list[list[float]] = []
@@ -200,6 +276,41 @@ class RecordCodec:
             f"{where}{field}{first['message']}, sent {first['sent']!r}{more}.",
             {"errors": problems},
         )
+
+
+_EXACT_INT = 2**53  # beyond this a JSON integer does not convert to float exactly
+
+
+def _numeric_column(
+    values: list[Any], fill: float, required: bool, lower: float, upper: float
+) -> np.ndarray | None:
+    """Return a numeric column when every value is valid (the per-record rules), else None."""
+    types = set(map(type, values))
+    if type(None) in types:
+        if required:
+            return None
+        types.discard(type(None))
+        values = [fill if v is None else v for v in values]
+    if not types <= {int, float}:  # bool, str, containers: the careful path reports them
+        return None
+    try:
+        column = np.array(values, dtype=np.float64)
+    except OverflowError:
+        return None
+    if int in types and np.abs(column).max() >= _EXACT_INT:
+        return None
+    if not ((column >= lower) & (column <= upper)).all():  # also false for NaN
+        return None
+    return column
+
+
+def _valid_ids(ids: list[Any]) -> bool:
+    """Return True when every id passes ``RecordCodec._check_id``."""
+    types = set(map(type, ids))
+    if types == {str}:
+        lengths = list(map(len, ids))
+        return min(lengths) > 0 and max(lengths) <= MAX_ID_CHARS
+    return types <= {str, int} and all(0 < len(i) <= MAX_ID_CHARS for i in ids if type(i) is str)
 
 
 def _problem(field: str | None, sent: Any, allowed: Any, message: str) -> dict[str, Any]:

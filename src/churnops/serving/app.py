@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,7 +39,6 @@ _PATHS = re.compile(
     r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?/{1,4}(?:[^\s'\",;:()\[\]{}]+/)+[^\s'\",;:()\[\]{}]*"
 )
 LOAD_RETRY_SECONDS = (1, 2, 5, 10, 30)
-SWITCH_INTERVAL = 0.0005
 
 
 def create_app(
@@ -82,10 +80,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The audit thread and the event loop share the GIL; Python's default 5 ms switch
-        # interval lets the writer stall requests for whole milliseconds (p99). 0.5 ms
-        # hands the GIL back to the loop ten times sooner.
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
         if services.audit is not None:
             await asyncio.to_thread(services.audit.start)
         if services.keys is not None:

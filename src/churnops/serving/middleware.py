@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import re
 import time
 from typing import Any
@@ -20,12 +20,15 @@ from typing import Any
 import orjson
 
 from churnops.errors import PayloadTooLargeError
-from churnops.serving.audit import AuditWriter, now
+from churnops.serving.audit import AuditWriter
 from churnops.serving.logs import request_id_var
 from churnops.serving.metrics import Metrics
 
 log = logging.getLogger("churnops.serving.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_NO_AUDIT: dict[str, Any] = {}
+# Its own generator, seeded from the OS: seeding ``random`` elsewhere cannot repeat ids.
+_getrandbits = random.Random().getrandbits
 
 
 class ServingMiddleware:
@@ -47,6 +50,7 @@ class ServingMiddleware:
         self.max_body = max_body
         self.timeout = timeout
         self.access_log = access_log
+        self._children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -61,7 +65,9 @@ class ServingMiddleware:
                 request_id = text if _SAFE_ID.match(text) else None
             elif name == b"content-length":
                 length = value
-        request_id = request_id or os.urandom(8).hex()
+        # Not os.urandom: its syscall releases the GIL (a chance for another thread to hold
+        # the loop up), and a request id needs to be unique, not unpredictable.
+        request_id = request_id or f"{_getrandbits(64):016x}"
         token = request_id_var.set(request_id)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -116,9 +122,17 @@ class ServingMiddleware:
         route = scope.get("route")
         path = getattr(route, "path", None) or "other"
         variant = state.get("variant", "")
-        self.metrics.requests.labels(path, str(status), variant).inc()
-        self.metrics.latency.labels(path).observe(seconds)
-        if self.access_log:
+        key = (path, status, variant)
+        children = self._children.get(key)
+        if children is None:  # label lookups lock and validate: once per series, not per call
+            metrics = self.metrics
+            children = self._children[key] = (
+                metrics.requests.labels(path, str(status), variant).inc,
+                metrics.latency.labels(path).observe,
+            )
+        children[0]()
+        children[1](seconds)
+        if self.access_log and log.isEnabledFor(logging.INFO):
             log.info(
                 "request",
                 extra={
@@ -131,28 +145,30 @@ class ServingMiddleware:
                 },
             )
         if self.audit is not None and path.startswith("/v1/"):
-            row = {
-                "at": now(),
-                "request_id": rid,
-                "key_name": state.get("key_name"),
-                "route": path,
-                "status": status,
-                "latency_ms": seconds * 1000,
-                "customer_ids": None,
-                "n_customers": 0,
-                "payload_digest": None,
-                "model_version": None,
-                "variant": variant or None,
-                "probabilities": None,
-            }
+            at = time.time()
+            key_name = state.get("key_name")
+            latency_ms = seconds * 1000
             audit = state.get("audit")
-            if isinstance(audit, list):  # a batch served by several variants: one row each
-                for part in audit:
-                    self.audit.audit({**row, **part})
-                return
-            if audit:
-                row.update(audit)
-            self.audit.audit(row)
+            # One tuple per row, in AUDIT_FIELDS order; a batch served by several variants
+            # leaves a list of parts (one row each).
+            for part in audit if isinstance(audit, list) else (audit or _NO_AUDIT,):
+                get = part.get
+                self.audit.audit(
+                    (
+                        at,
+                        rid,
+                        key_name,
+                        path,
+                        status,
+                        latency_ms,
+                        get("customer_ids"),
+                        get("n_customers", 0),
+                        get("payload_digest"),
+                        get("model_version"),
+                        get("variant") or variant or None,
+                        get("probabilities"),
+                    )
+                )
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:

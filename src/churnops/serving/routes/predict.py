@@ -126,20 +126,23 @@ async def predict_batch(request: Request, _principal: ApiKeyDep, explain: bool =
     models = services.models
     champion = models.champion
     id_column = champion.codec.id_column if champion is not None else None
-    ids: list[str | None] = [None] * len(records)
-    if id_column is not None:
-        for i, record in enumerate(records):
-            raw = record.get(id_column) if isinstance(record, dict) else None
-            if isinstance(raw, str | int) and not isinstance(raw, bool):
-                ids[i] = str(raw)
+    ids: list[str | None] = (
+        [_id_text(r.get(id_column)) if type(r) is dict else None for r in records]
+        if id_column is not None
+        else [None] * len(records)
+    )
     state["audit"].update({"customer_ids": ids, "n_customers": len(records)})
     # Canary: group customers by the variant that serves them (usually one group).
     groups: dict[str, tuple[Predictor, list[int]]] = {}
-    for i, cid in enumerate(ids):
-        predictor, variant = models.pick(cid)
-        if variant not in groups:
-            groups[variant] = (predictor, [])
-        groups[variant][1].append(i)
+    if models.challenger is None or models.canary_share <= 0:
+        predictor, variant = models.pick(None)  # no canary: everyone gets the champion
+        groups[variant] = (predictor, list(range(len(records))))
+    else:
+        for i, cid in enumerate(ids):
+            predictor, variant = models.pick(cid)
+            if variant not in groups:
+                groups[variant] = (predictor, [])
+            groups[variant][1].append(i)
     results: list[dict[str, Any] | None] = [None] * len(records)
     audits = []
     for variant, (predictor, idx) in groups.items():
@@ -156,8 +159,7 @@ async def predict_batch(request: Request, _principal: ApiKeyDep, explain: bool =
         reasons = predictor.reasons(rows) if explain else None
         threshold = predictor.threshold
         plist = probs.tolist()
-        for j, i in enumerate(idx):
-            p = plist[j]
+        for j, (i, p) in enumerate(zip(idx, plist, strict=True)):
             item: dict[str, Any] = {
                 "customer_id": ids[i],
                 "probability": p,
@@ -296,6 +298,15 @@ def _shadow(
         }
         for r, p in zip(records, probs.tolist(), strict=True)
     ]
+
+
+def _id_text(raw: Any) -> str | None:
+    """Return a customer id as text (ints too), None when it is not a usable id."""
+    if type(raw) is str:
+        return raw
+    if isinstance(raw, str | int) and not isinstance(raw, bool):
+        return str(raw)
+    return None
 
 
 def _text(value: Any) -> str | None:
