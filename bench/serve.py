@@ -158,24 +158,66 @@ async def _py_load(
     }
 
 
-def load(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict[str, float]:
-    """Drive ``url`` with 16 connections for ``seconds``; return rps, p50, p99, errors."""
-    if shutil.which("wrk"):
-        return run_wrk(url, body, headers, seconds)
-    from urllib.parse import urlparse
+SERVER_PID: int | None = None
+SERVER_PORT = 0  # the API server process, for CPU per request
 
-    u = urlparse(url)
-    return asyncio.run(_py_load(u.hostname, u.port, u.path, body, headers, seconds))
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu(pid: int) -> float:
+    """CPU seconds of the server's live child processes (the audit writer)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # its parent
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def load(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict[str, float]:
+    """Drive ``url`` with 16 connections for ``seconds``; return rps, p50, p99, errors.
+
+    With ``SERVER_PID`` set (our API), also the server process' CPU µs per request and its
+    child processes' (the audit writer's).
+    """
+    pid = SERVER_PID if f":{SERVER_PORT}/" in url else None
+    before = (cpu_seconds(pid), children_cpu(pid)) if pid else (0.0, 0.0)
+    if shutil.which("wrk"):
+        out = run_wrk(url, body, headers, seconds)
+    else:
+        from urllib.parse import urlparse
+
+        u = urlparse(url)
+        out = asyncio.run(_py_load(u.hostname, u.port, u.path, body, headers, seconds))
+    if pid:
+        n = max(out["rps"] * seconds, 1.0)
+        out["cpu_us"] = (cpu_seconds(pid) - before[0]) / n * 1e6
+        out["child_cpu_us"] = (children_cpu(pid) - before[1]) / n * 1e6
+    return out
 
 
 def _merge(runs: list[dict[str, float]]) -> dict[str, float]:
-    """Combine rounds: mean req/s, worst p50/p99, summed errors."""
-    return {
+    """Combine rounds: mean req/s and CPU, worst p50/p99, summed errors."""
+    out = {
         "rps": sum(r["rps"] for r in runs) / len(runs),
         "p50_ms": max(r["p50_ms"] for r in runs),
         "p99_ms": max(r["p99_ms"] for r in runs),
         "errors": sum(r["errors"] for r in runs),
     }
+    for key in ("cpu_us", "child_cpu_us"):
+        if all(key in r for r in runs):
+            out[key] = sum(r[key] for r in runs) / len(runs)
+    return out
 
 
 def main() -> None:
@@ -190,6 +232,7 @@ def main() -> None:
 
     import orjson
 
+    global SERVER_PID, SERVER_PORT
     from churnops.config import Settings
     from churnops.data.demo import load_demo
     from churnops.serving.auth import create_key
@@ -216,6 +259,7 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
         )
+        SERVER_PID, SERVER_PORT = procs[0].pid, port
         mlflow_port = free_port()
         procs.append(
             subprocess.Popen(
@@ -279,7 +323,10 @@ def main() -> None:
     for i, (noop, predict) in enumerate(rounds, 1):
         print(
             f"round {i}: noop {noop['rps']:7.0f} req/s, predict {predict['rps']:7.0f} req/s,"
-            f" ratio {predict['rps'] / noop['rps']:.2f}, predict p99 {predict['p99_ms']:.2f} ms"
+            f" ratio {predict['rps'] / noop['rps']:.2f}, predict p99 {predict['p99_ms']:.2f} ms;"
+            f" server CPU/request: noop {noop.get('cpu_us', 0):.0f} µs,"
+            f" predict {predict.get('cpu_us', 0):.0f} µs"
+            f" (+ {predict.get('child_cpu_us', 0):.0f} µs in the audit writer process)"
         )
     for name, res in r.items():
         print(

@@ -81,7 +81,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services.audit is not None:
-            await asyncio.to_thread(services.audit.start)
+            await services.audit.start()
         if services.keys is not None:
             await asyncio.to_thread(services.keys.refresh)
         else:
@@ -100,7 +100,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if services.audit is not None:
-                await asyncio.to_thread(services.audit.stop)
+                await services.audit.stop()
             if services.limiter is not None:
                 await services.limiter.close()
 
