@@ -214,8 +214,21 @@ def _child(home: Path, source: str) -> None:
 
     url = f"sqlite:///{home.parent / f'rss-{uuid.uuid4().hex[:6]}.db'}"
     run = score(Settings(home=home, database_url=url), source, scoring_date=DAY)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"rows": run["rows_scored"], "peak_rss_mb": round(rss, 1)}))
+    print(json.dumps({"rows": run["rows_scored"], "peak_rss_mb": round(_peak_rss_mb(), 1)}))
+
+
+def _peak_rss_mb() -> float:
+    """Return this process's own peak RSS (VmHWM).
+
+    Not ``getrusage(RUSAGE_SELF).ru_maxrss``: Linux carries that across fork and exec, so a
+    child started by a big parent reports the parent's peak (the bench's parent holds the
+    seed-style job's whole DataFrame) — which is what made 1M and 10M look equal at 2.9 GB.
+    """
+    with Path("/proc/self/status").open() as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
 
 
 def _spark(settings, source: Path, url: str) -> dict:
