@@ -8,6 +8,8 @@ its swap commits changes nothing in ``churn_scores`` (see :mod:`churnops.batch.w
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -75,6 +77,7 @@ def score(
             results = spark_results(model, reader, settings, master)
         else:
             results = _pandas_results(model, reader, settings.reasons_top)
+        results = _ahead(results)
         hook = PausePoint(settings.batch_test_pause_at, settings.batch_test_pause)
         with make_writer(settings.resolved_database_url, hook) as writer:
             for n, result in enumerate(results, start=1):
@@ -106,6 +109,57 @@ def _pandas_results(model: Any, reader: ChunkedSource, reasons_top: int) -> Iter
     top = TopScores(reasons_top)
     for chunk in reader.chunks():
         yield score_chunk(model, chunk.frame, chunk.offset, top)
+
+
+def _ahead(results: Iterator[ChunkResult], depth: int = 2) -> Iterator[ChunkResult]:
+    """Produce ``results`` in a thread, up to ``depth`` chunks ahead of the consumer.
+
+    Reading, validating and scoring the next chunk then overlaps with staging the current
+    one: LightGBM, pyarrow, numpy, sqlite3 and psycopg's COPY release the GIL for their
+    heavy parts, so on two cores the writer no longer waits for the model or vice versa.
+    Order is kept; an error in the producer is raised here, in the consumer; when the
+    consumer stops early (an error, too many rejections) the producer is told to stop.
+    """
+    done = object()
+    out: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for result in results:
+                if not offer(result):
+                    break
+            else:
+                offer(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            offer(exc)
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="churnops-score-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = out.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _check_rejected(counts: dict[str, int], total: int | None, max_share: float) -> None:

@@ -32,6 +32,7 @@ SELECT customer_id, {p}, score, high_risk,
        {p}, {p}, {p}, reasons, {p}
 FROM churn_scores_stage
 """
+SORT_MEMORY_MB = 256  # server-side sort memory for the swap's rank (PostgreSQL)
 DUPLICATE_IDS = (
     "Customer ids repeat in the source (across chunks), so the run cannot give each "
     "customer one score for the date; de-duplicate the source and re-run."
@@ -184,6 +185,8 @@ class PostgresWriter(ScoreWriter):
                     "SELECT pg_advisory_xact_lock(hashtext('churn_scores'), %s)",
                     (int(info.scoring_date.strftime("%Y%m%d")),),
                 )
+                # The rank sorts the whole run: in memory, not in 4 MB spill files (default).
+                self.conn.execute(f"SET LOCAL work_mem = '{SORT_MEMORY_MB}MB'")
                 self.conn.execute(
                     "DELETE FROM churn_scores WHERE scoring_date = %s", (info.scoring_date,)
                 )

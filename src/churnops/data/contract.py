@@ -333,12 +333,13 @@ def map_unique(values: pd.Series, func: Callable[[Any], Any]) -> pd.Series:
 
 def clean_text(values: pd.Series) -> pd.Series:
     """Return cells as stripped text, with blank-like cells (``" "``, ``"NA"``…) as None."""
+    return map_unique(values, clean_cell)
 
-    def clean(value: Any) -> str | None:
-        text = str(value).strip()
-        return None if text.lower() in BLANK_STRINGS else text
 
-    return map_unique(values, clean)
+def clean_cell(value: Any) -> str | None:
+    """Return one cell as stripped text, or None when it is blank-like."""
+    text = str(value).strip()
+    return None if text.lower() in BLANK_STRINGS else text
 
 
 def label_key(value: Any) -> str:

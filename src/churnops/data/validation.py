@@ -19,9 +19,8 @@ from churnops.data.contract import (
     BLANK_STRINGS,
     ColumnSpec,
     DataContract,
-    clean_text,
+    clean_cell,
     label_key,
-    map_unique,
 )
 
 Severity = Literal["error", "warning"]
@@ -100,6 +99,7 @@ class _Checker:
         self.contract = contract
         self.issues: list[Issue] = []
         self.bad_rows: dict[int, list[str]] = {}
+        self._distinct: dict[str, int] = {}  # distinct non-missing values, when counted
 
     def run(self, require_target: bool) -> None:
         self._columns(require_target)
@@ -222,26 +222,42 @@ class _Checker:
     def _boolean(self, spec: ColumnSpec) -> None:
         raw = self.frame[spec.name]
         false_key, true_key = (label_key(v) for v in spec.levels or [0, 1])
-        keys = map_unique(raw, label_key)
-        bad = raw.notna() & ~keys.isin([false_key, true_key])
+        # Checks run on the few distinct values; rows pick their answer up by code.
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        known = np.array([label_key(u) in (false_key, true_key) for u in uniques] + [True])
+        bad = ~known[codes]
         allowed = ", ".join(map(str, spec.levels or []))
         self._row_error(bad, "unknown_boolean", spec.name, f"are not one of: {allowed}", raw)
-        self._missing(spec, raw)
+        self._missing(spec, raw, missing=int(np.count_nonzero(codes < 0)))
+        self._distinct[spec.name] = len(uniques)
 
     def _categorical(self, spec: ColumnSpec) -> None:
         raw = self.frame[spec.name]
-        text = clean_text(raw)
+        # clean_text, unseen and missing checks per distinct value, not per cell.
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        cleaned = np.empty(len(uniques) + 1, dtype=object)
+        cleaned[: len(uniques)] = [clean_cell(u) for u in uniques]
+        cleaned[-1] = None  # code -1: a missing cell
+        text = pd.Series(cleaned[codes], index=raw.index, name=raw.name)
         self.frame[spec.name] = text
+        present = np.array([c is not None for c in cleaned])
         if not spec.open_categories and spec.categories:
-            unseen = text.notna() & ~text.isin(list(spec.categories))
+            allowed_set = set(spec.categories)
+            unseen = present & np.array([c not in allowed_set for c in cleaned])
             allowed = ", ".join(list(spec.categories)[:20])
             self._row_error(
-                unseen, "unseen_category", spec.name, f"hold categories not in: {allowed}", text
+                unseen[codes],
+                "unseen_category",
+                spec.name,
+                f"hold categories not in: {allowed}",
+                text,
             )
-        self._missing(spec, text)
+        self._missing(spec, text, missing=int(np.count_nonzero(~present[codes])))
+        self._distinct[spec.name] = len({c for c in cleaned if c is not None})
 
-    def _missing(self, spec: ColumnSpec, values: pd.Series) -> None:
-        missing = int(values.isna().sum())
+    def _missing(self, spec: ColumnSpec, values: pd.Series, missing: int | None = None) -> None:
+        if missing is None:
+            missing = int(values.isna().sum())
         if missing and spec.missing_rate == 0.0:
             self._add(
                 "warning",
@@ -254,13 +270,23 @@ class _Checker:
 
     def _constant(self, spec: ColumnSpec) -> None:
         values = self.frame[spec.name]
-        if len(values) > 1 and values.nunique(dropna=True) <= 1:
+        if len(values) > 1 and self._nunique_at_most_one(spec.name, values):
             self._add(
                 "warning",
                 "constant_column",
                 f"{spec.name!r} holds a single value in every row; it carries no signal.",
                 column=spec.name,
             )
+
+    def _nunique_at_most_one(self, name: str, values: pd.Series) -> bool:
+        """Return whether ``values`` hold at most one distinct non-missing value."""
+        if name in self._distinct:  # counted by the column's check
+            return self._distinct[name] <= 1
+        if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
+            array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+            present = array[~np.isnan(array)]
+            return len(present) == 0 or bool(present.min() == present.max())
+        return bool(values.nunique(dropna=True) <= 1)
 
     def _ids(self) -> None:
         name = self.contract.id

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnops.data.contract import BLANK_STRINGS, DataContract, label_key, map_unique
+from churnops.data.contract import BLANK_STRINGS, DataContract, label_key
 from churnops.errors import ScoringInputError
 
 
@@ -68,15 +68,22 @@ class FeatureEncoder:
 
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         """Encode a table (columns may be raw text; the contract's coercions apply)."""
-        out = np.zeros((len(df), self.width), dtype=np.float64)
+        # Filled column by column in a (width, rows) buffer, where every column is one
+        # contiguous row of memory, then transposed once into the C-ordered matrix the
+        # models read; writing strided columns of a C matrix touches every cache line of
+        # the whole matrix once per column.
+        cols = np.zeros((self.width, len(df)), dtype=np.float64)
         for block in self.blocks:
             col = df[block.name]
             if block.kind == "numeric":
                 values = _numeric(col)
-                out[:, block.start] = np.where(np.isnan(values), block.fill, values)
+                cols[block.start] = np.where(np.isnan(values), block.fill, values)
             elif block.kind == "boolean":
-                keys = map_unique(col, label_key)
-                out[:, block.start] = (keys == _true_key(block)).to_numpy(dtype=np.float64)
+                # Look each distinct value up once; missing -> 0.
+                true_key = _true_key(block)
+                codes, uniques = pd.factorize(col, use_na_sentinel=True)
+                lookup = np.array([float(label_key(u) == true_key) for u in uniques] + [0.0])
+                cols[block.start] = lookup[codes]
             else:
                 # Look each distinct value up once; unseen or missing -> -1 (all zeros).
                 index = block.index or {}
@@ -84,8 +91,8 @@ class FeatureEncoder:
                 lookup = np.array([index.get(str(u).strip(), -1) for u in uniques] + [-1])
                 offsets = lookup[codes]
                 rows = np.flatnonzero(offsets >= 0)
-                out[rows, block.start + offsets[rows]] = 1.0
-        return out
+                cols[block.start + offsets[rows], rows] = 1.0
+        return np.ascontiguousarray(cols.T)
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encode JSON-like records with dict lookups (the online hot path)."""
