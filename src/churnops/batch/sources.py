@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from churnops.data.sources import CSV_SUFFIXES, PARQUET_SUFFIXES
+from churnops.data.sources import CSV_SUFFIXES, PARQUET_SUFFIXES, checked_file
 from churnops.errors import DataSourceError
 
 
@@ -98,16 +98,10 @@ def open_source(
     chunk_rows: int = 200_000,
 ) -> ChunkedSource:
     """Check that a source exists and open it for chunked reading."""
-    if db or table:
-        if not (db and table):
-            raise DataSourceError("A SQL source needs both --db URL and --table NAME.")
-        _check_table(db, table)
+    file = checked_file(path, db=db, table=table)
+    if file is None:
+        _check_table(db, table)  # type: ignore[arg-type]
         return ChunkedSource(f"{_safe_url(db)}#{table}", "sql", chunk_rows, db=db, table=table)
-    if path is None:
-        raise DataSourceError("Give a data file (CSV or Parquet) or --db URL --table NAME.")
-    file = Path(path)
-    if not file.exists():
-        raise DataSourceError(f"Data file not found: {file}", {"path": str(file)})
     suffix = file.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq

@@ -20,15 +20,9 @@ def read_table(
     Columns are kept as the file has them (text stays text) so that validation can report
     dirty cells by row instead of pandas silently turning them into NaN.
     """
-    if db or table:
-        if not (db and table):
-            raise DataSourceError("A SQL source needs both --db URL and --table NAME.")
-        return _read_sql(db, table)
-    if path is None:
-        raise DataSourceError("Give a data file (CSV or Parquet) or --db URL --table NAME.")
-    file = Path(path)
-    if not file.exists():
-        raise DataSourceError(f"Data file not found: {file}", {"path": str(file)})
+    file = checked_file(path, db=db, table=table)
+    if file is None:
+        return _read_sql(db, table)  # type: ignore[arg-type]
     suffix = file.suffix.lower()
     try:
         if suffix in PARQUET_SUFFIXES:
@@ -42,6 +36,22 @@ def read_table(
         f"Unknown data format {suffix!r} for {file}: expected .csv, .tsv or .parquet.",
         {"path": str(file)},
     )
+
+
+def checked_file(
+    path: str | Path | None, *, db: str | None = None, table: str | None = None
+) -> Path | None:
+    """Check the source options; return the existing data file, or None for a SQL table."""
+    if db or table:
+        if not (db and table):
+            raise DataSourceError("A SQL source needs both --db URL and --table NAME.")
+        return None
+    if path is None:
+        raise DataSourceError("Give a data file (CSV or Parquet) or --db URL --table NAME.")
+    file = Path(path)
+    if not file.exists():
+        raise DataSourceError(f"Data file not found: {file}", {"path": str(file)})
+    return file
 
 
 def _read_sql(db: str, table: str) -> pd.DataFrame:
