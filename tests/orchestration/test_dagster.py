@@ -35,7 +35,7 @@ def test_definitions_hold_the_loop() -> None:
         "monitoring_trigger_sensor",
     }
     for job in ("retrain_job", "scoring_job", "monitoring_job", "closed_loop_job"):
-        assert d.defs.get_job_def(job) is not None
+        assert d.defs.resolve_job_def(job) is not None
 
 
 def test_closed_loop_and_sensors_in_process(
@@ -51,7 +51,7 @@ def test_closed_loop_and_sensors_in_process(
     resource = d.ChurnopsResource(home=str(tmp_path / "home"), source=str(source))
     instance = dg.DagsterInstance.ephemeral()
 
-    result = d.defs.get_job_def("closed_loop_job").execute_in_process(
+    result = d.defs.resolve_job_def("closed_loop_job").execute_in_process(
         instance=instance, resources={"churnops": resource}
     )
     assert result.success
@@ -72,7 +72,7 @@ def test_closed_loop_and_sensors_in_process(
     assert isinstance(calm, dg.SkipReason)
 
     write_synthetic(source, 1200, seed=9, drift=1.0)
-    monitoring = d.defs.get_job_def("monitoring_job").execute_in_process(
+    monitoring = d.defs.resolve_job_def("monitoring_job").execute_in_process(
         instance=instance, resources={"churnops": resource}
     )
     assert monitoring.output_for_node("monitoring_report")["retrain"]
