@@ -85,6 +85,15 @@ def _explain(request: Request) -> bool:
     )
 
 
+async def _read(request: Request) -> tuple[Services, dict[str, Any], Any]:
+    """Read and parse the body, opening the request's audit record with its digest."""
+    services: Services = request.app.state.services
+    body = await request.body()
+    state = request.scope["state"]
+    state["audit"] = {"payload_digest": hashlib.sha256(body).hexdigest()}
+    return services, state, _parse(body)
+
+
 def _parse(body: bytes) -> Any:
     try:
         return orjson.loads(body)
@@ -109,21 +118,16 @@ def _model_ref(predictor: Predictor, variant: str) -> dict[str, str]:
 async def predict(request: Request, _principal: ApiKeyDep) -> Response:
     """Return the churn probability and flag of one customer (``?explain=true``: top reasons)."""
     explain = _explain(request)
-    services: Services = request.app.state.services
-    body = await request.body()
-    state = request.scope["state"]
-    audit: dict[str, Any] = {"payload_digest": hashlib.sha256(body).hexdigest()}
-    state["audit"] = audit
-    record = _parse(body)
+    services, state, record = await _read(request)
+    audit = state["audit"]
     models = services.models
     customer_id = None
     if isinstance(record, dict):
         champion = models.champion
         id_column = champion.codec.id_column if champion is not None else None
         if id_column is not None:
-            raw_id = record.get(id_column)
-            if isinstance(raw_id, str | int) and not isinstance(raw_id, bool):
-                customer_id = str(raw_id)
+            customer_id = _id_text(record.get(id_column))
+            if customer_id is not None:
                 audit["customer_ids"] = [customer_id]
                 audit["n_customers"] = 1
     predictor, variant = models.pick(customer_id)
@@ -156,11 +160,7 @@ async def predict(request: Request, _principal: ApiKeyDep) -> Response:
 async def predict_batch(request: Request, _principal: ApiKeyDep) -> Response:
     """Score ``{"customers": [...]}``; results come back in request order."""
     explain = _explain(request)
-    services: Services = request.app.state.services
-    body = await request.body()
-    state = request.scope["state"]
-    state["audit"] = {"payload_digest": hashlib.sha256(body).hexdigest()}
-    payload = _parse(body)
+    services, state, payload = await _read(request)
     records = _customers(payload, services.settings.serve_batch_limit)
     models = services.models
     champion = models.champion
