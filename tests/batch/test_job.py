@@ -67,6 +67,28 @@ def test_rerunning_a_date_replaces_it_and_leaves_other_dates(
     kept = read_scores(store_url, "2026-02-28")
     assert len(kept) == 350
     assert set(kept["run_id"]) == {other["id"]}
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:  # the replaced run's rows are gone, not just hidden
+        stored = conn.execute(sa.text("SELECT run_id, count(*) FROM run_scores GROUP BY run_id"))
+        assert dict(stored.all()) == {other["id"]: 350, second["id"]: 350}
+    engine.dispose()
+
+
+def test_ids_repeated_across_chunks_fail_the_run_and_keep_the_date(
+    trained_home: Path, sqlite_url: str, tmp_path: Path, batch_customers: pd.DataFrame
+) -> None:
+    """The same customer in two chunks fails the run with the ids; the date keeps its run."""
+    settings = batch_settings(trained_home, sqlite_url)
+    source = tmp_path / "dup.parquet"
+    batch_customers.to_parquet(source, index=False)
+    before = score(settings, source, scoring_date=DAY)
+    dup = batch_customers.copy()
+    dup.loc[250, "customer_id"] = dup.loc[3, "customer_id"]  # chunk 3 repeats chunk 1
+    dup.to_parquet(source, index=False)
+    with pytest.raises(DataValidationError, match="repeat") as info:
+        score(settings, source, scoring_date=DAY)
+    assert info.value.details["duplicate_ids"] == [dup.loc[3, "customer_id"]]
+    assert set(read_scores(sqlite_url, DAY.isoformat())["run_id"]) == {before["id"]}
 
 
 def test_invalid_rows_are_rejected_with_reasons_and_the_rest_scored(

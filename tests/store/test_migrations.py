@@ -15,7 +15,7 @@ from churnops.config import Settings
 from churnops.store import Base, RegistryEvent, session_scope, upgrade
 from tests.batch.conftest import postgres_schema_url
 
-HEAD = "0004_batch"
+HEAD = "0005_score_pointer"
 
 
 def _check(url: str) -> None:
@@ -26,10 +26,17 @@ def _check(url: str) -> None:
         inspector = sa.inspect(conn)
         # Every table the ORM knows was created by the migrations (they cannot drift apart).
         assert set(Base.metadata.tables) <= set(inspector.get_table_names())
-        unique = inspector.get_unique_constraints("churn_scores")
-        assert {"scoring_date", "customer_id"} in [set(u["column_names"]) for u in unique]
+        # Readers see churn_scores, a view: one run per date, one row per customer.
+        assert "churn_scores" in inspector.get_view_names()
         columns = {c["name"] for c in inspector.get_columns("churn_scores")}
         assert {"score", "high_risk", "risk_rank", "reasons", "run_id", "threshold"} <= columns
+        assert inspector.get_pk_constraint("run_scores")["constrained_columns"] == [
+            "run_id",
+            "risk_rank",
+        ]
+        assert inspector.get_pk_constraint("scoring_dates")["constrained_columns"] == [
+            "scoring_date"
+        ]
     engine.dispose()
 
 
@@ -70,3 +77,68 @@ def test_db_upgrade_command_reports_the_revision() -> None:
     payload = json.loads(result.stdout)
     assert payload["revision"] == HEAD
     assert payload["database"].startswith("sqlite:///")
+
+
+def _alembic(url: str, action: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from churnops.store.database import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    getattr(command, action)(config, revision)
+
+
+def test_scores_survive_the_move_to_the_run_pointer_and_back(tmp_path: Path) -> None:
+    """0004 -> 0005 keeps a date's scores (now behind the view); downgrading restores them."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _alembic(url, "upgrade", "0004_batch")
+    engine = sa.create_engine(url)
+    run = {
+        "id": 7,
+        "started_at": "2026-01-01 00:00:00",
+        "status": "succeeded",
+        "scoring_date": "2026-01-01",
+        "source": "x.parquet",
+        "engine": "pandas",
+        "model_name": "m",
+        "model_version": "3",
+        "threshold": 0.5,
+        "rows_in": 2,
+        "rows_scored": 2,
+        "rows_rejected": 0,
+        "high_risk": 1,
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO scoring_runs ({', '.join(run)}) "
+                f"VALUES ({', '.join(':' + k for k in run)})"
+            ),
+            run,
+        )
+        for rank, (cid, score) in enumerate([("a", 0.9), ("b", 0.2)], start=1):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO churn_scores (customer_id, scoring_date, score, high_risk, "
+                    "risk_rank, model_name, model_version, threshold, reasons, run_id) VALUES "
+                    "(:c, '2026-01-01', :s, :h, :r, 'm', '3', 0.5, NULL, 7)"
+                ),
+                {"c": cid, "s": score, "h": score >= 0.5, "r": rank},
+            )
+    query = sa.text(
+        "SELECT customer_id, score, high_risk, risk_rank, model_version, run_id "
+        "FROM churn_scores ORDER BY risk_rank"
+    )
+    with engine.connect() as conn:
+        before = [tuple(r) for r in conn.execute(query)]
+    _alembic(url, "upgrade", "head")
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(query)] == before
+        assert conn.execute(sa.text("SELECT run_id FROM scoring_dates")).scalar() == 7
+    _alembic(url, "downgrade", "0004_batch")
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(query)] == before
+    engine.dispose()

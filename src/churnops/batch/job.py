@@ -1,14 +1,18 @@
-"""The batch scoring stage: source -> chunks -> validate + score -> stage -> swap the date.
+"""The batch scoring stage: source -> chunks -> validate + score -> rank -> swap the date.
 
-A run is recorded in ``scoring_runs`` before any work (status ``running``) and closed as
-``succeeded`` or ``failed`` with the error text, so a crash leaves a trace and the run
-table answers "what happened on that date" without reading logs. A run killed before
-its swap commits changes nothing in ``churn_scores`` (see :mod:`churnops.batch.writer`).
+A run is recorded in ``scoring_runs`` before any work (status ``running``, with its process
+id and host) and closed as ``succeeded`` or ``failed`` with the error text, so a crash
+leaves a trace and the run table answers "what happened on that date" without reading
+logs. A run killed before its swap commits changes nothing in ``churn_scores`` (see
+:mod:`churnops.batch.writer`); the next run marks it ``abandoned`` (see :func:`sweep`).
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,14 +23,19 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from churnops.batch.chunk import ChunkResult, TopScores, score_chunk
+from churnops.batch.ranking import RunRanker
 from churnops.batch.sources import ChunkedSource, open_source
-from churnops.batch.writer import PausePoint, SwapInfo, make_writer, pause
+from churnops.batch.writer import PausePoint, make_writer, pause
 from churnops.config import Settings
 from churnops.errors import ChurnopsError, ConfigError, DataValidationError
 
 Engine = Literal["pandas", "spark"]
 ENGINES = ("pandas", "spark")
 ProgressFn = Callable[[str, int, int], None]
+DUPLICATE_IDS = (
+    "Customer ids repeat in the source (across chunks), so the run cannot give each "
+    "customer one score for the date; de-duplicate the source and re-run."
+)
 
 
 def score(
@@ -66,27 +75,28 @@ def score(
     loaded = registry.load_model(settings)
     model, version = loaded.model, loaded.version
     store = get_engine(settings)
+    sweep(store)
     started = time.perf_counter()
     run_id = _start_run(store, reader, day, engine, version.name, version.version, model)
     counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "high_risk": 0}
+    hook = PausePoint(settings.batch_test_pause_at, settings.batch_test_pause)
+    settings.home.mkdir(parents=True, exist_ok=True)
     try:
-        if engine == "spark":
-            from churnops.batch.spark import spark_results
-
-            master = spark_master or settings.spark_master
-            results = spark_results(model, reader, settings, master)
-        else:
-            results = _pandas_results(model, reader, settings.reasons_top)
-        results = _ahead(results)
-        hook = PausePoint(settings.batch_test_pause_at, settings.batch_test_pause)
-        with make_writer(settings.resolved_database_url, hook) as writer:
+        with tempfile.TemporaryDirectory(prefix="scoring-run-", dir=settings.home) as scratch:
+            ranker = RunRanker(Path(scratch), settings.batch_chunk_rows)
+            results = _results(engine, model, reader, settings, spark_master)
             for n, result in enumerate(results, start=1):
-                writer.stage(result.scores)
+                scores = result.scores
+                ranker.add(
+                    scores["customer_id"].to_numpy(),
+                    scores["score"].to_numpy(),
+                    scores["reasons"].to_numpy(),
+                )
                 _record_rejected(store, run_id, result)
                 counts["rows_in"] += result.rows_in
-                counts["rows_scored"] += len(result.scores)
+                counts["rows_scored"] += len(scores)
                 counts["rows_rejected"] += len(result.rejected)
-                counts["high_risk"] += int(result.scores["high_risk"].sum())
+                counts["high_risk"] += int(scores["high_risk"].sum())
                 _check_rejected(counts, reader.total_rows, settings.max_rejected_share)
                 if progress is not None:
                     progress("scoring", counts["rows_in"], reader.total_rows or counts["rows_in"])
@@ -94,15 +104,50 @@ def score(
             _check_rejected(counts, counts["rows_in"], settings.max_rejected_share)
             if counts["rows_scored"] == 0:
                 raise DataValidationError("The source holds no row that could be scored.")
-            writer.swap(
-                SwapInfo(day, run_id, version.name, version.version, float(model.threshold))
-            )
+            repeated = ranker.duplicates()
+            if repeated:
+                raise DataValidationError(
+                    f"{DUPLICATE_IDS} Repeated ids include: {', '.join(map(repr, repeated))}.",
+                    {"duplicate_ids": repeated},
+                )
+            with make_writer(settings.resolved_database_url, hook) as writer:
+                ranked = ranker.ranked(settings.reasons_top)
+                previous = writer.swap(run_id, day, ranked, _written(counts, progress))
+                _finish_run(store, run_id, "succeeded", counts, started, reader.digest)
+                writer.purge(previous)  # already invisible; deleted outside the swap
     except BaseException as exc:
-        message = exc.message if isinstance(exc, ChurnopsError) else f"{type(exc).__name__}: {exc}"
-        _finish_run(store, run_id, "failed", counts, started, reader.digest, message)
+        if _status(store, run_id) == "running":  # not after a committed swap
+            message = (
+                exc.message if isinstance(exc, ChurnopsError) else f"{type(exc).__name__}: {exc}"
+            )
+            _finish_run(store, run_id, "failed", counts, started, reader.digest, message)
         raise
-    _finish_run(store, run_id, "succeeded", counts, started, reader.digest)
     return get_run(settings, run_id)
+
+
+def _results(
+    engine: str, model: Any, reader: ChunkedSource, settings: Settings, spark_master: str | None
+) -> Iterator[ChunkResult]:
+    """Return the engine's chunk results, produced in a thread ahead of the consumer."""
+    if engine == "spark":
+        from churnops.batch.spark import spark_results
+
+        master = spark_master or settings.spark_master
+        return _ahead(spark_results(model, reader, settings, master))
+    return _ahead(_pandas_results(model, reader, settings.reasons_top))
+
+
+def _written(counts: dict[str, int], progress: ProgressFn | None) -> Callable[[int], None]:
+    """Return a callback that advances the ``writing`` bar by the rows just written."""
+    done = 0
+
+    def written(rows: int) -> None:
+        nonlocal done
+        done += rows
+        if progress is not None:
+            progress("writing", done, counts["rows_scored"])
+
+    return written
 
 
 def _pandas_results(model: Any, reader: ChunkedSource, reasons_top: int) -> Iterator[ChunkResult]:
@@ -208,9 +253,64 @@ def _start_run(
                 rows_scored=0,
                 rows_rejected=0,
                 high_risk=0,
+                pid=os.getpid(),
+                host=socket.gethostname(),
             )
         )
         return int(result.inserted_primary_key[0])
+
+
+def _status(store: sa.Engine, run_id: int) -> str | None:
+    runs = _runs()
+    with store.connect() as conn:
+        return conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
+
+
+def sweep(store: sa.Engine) -> dict[str, int]:
+    """Close runs whose process died, and delete stored rows that no date shows.
+
+    A run killed before it could close itself stays ``running``. When it ran on this host
+    and its process is gone, it becomes ``abandoned`` (runs of other hosts are left alone:
+    their processes cannot be checked from here). A replaced run's rows are normally
+    deleted right after the swap; if that was interrupted, they are deleted here. Runs
+    that are still running are never touched: their rows are not committed yet.
+    """
+    from churnops.store.tables import RunScore, ScoringDate
+
+    runs, rows, dates = _runs(), RunScore.__table__, ScoringDate.__table__
+    host = socket.gethostname()
+    with store.begin() as conn:
+        candidates = conn.execute(
+            sa.select(runs.c.id, runs.c.pid).where(runs.c.status == "running", runs.c.host == host)
+        ).all()
+        dead = [run_id for run_id, pid in candidates if pid is not None and not _alive(pid)]
+        if dead:
+            conn.execute(
+                runs.update()
+                .where(runs.c.id.in_(dead))
+                .values(
+                    status="abandoned",
+                    finished_at=datetime.now(UTC),
+                    error="The scoring process ended before closing the run (killed?).",
+                )
+            )
+        replaced = (
+            sa.select(runs.c.id)
+            .where(runs.c.status != "running")
+            .where(runs.c.id.not_in(sa.select(dates.c.run_id)))
+        )
+        deleted = conn.execute(rows.delete().where(rows.c.run_id.in_(replaced))).rowcount
+    return {"abandoned": len(dead), "rows_deleted": max(deleted or 0, 0)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def _finish_run(

@@ -17,11 +17,11 @@ def high_risk(
 ) -> dict[str, Any]:
     """Return the ``top`` high-risk customers of a date (the latest scored date by default)."""
     from churnops.store import get_engine
-    from churnops.store.tables import ChurnScore
+    from churnops.store.tables import ScoringDate, ScoringRun, churn_scores
 
-    scores = ChurnScore.__table__
+    scores, dates, runs = churn_scores, ScoringDate.__table__, ScoringRun.__table__
     with get_engine(settings).connect() as conn:
-        day = scoring_date or conn.execute(sa.select(sa.func.max(scores.c.scoring_date))).scalar()
+        day = scoring_date or conn.execute(sa.select(sa.func.max(dates.c.scoring_date))).scalar()
         if day is None:
             raise DataError("No scores yet: run `churnops score SOURCE` first.")
         if isinstance(day, str):  # SQLite returns max() of a date column as text
@@ -41,10 +41,11 @@ def high_risk(
             .limit(top)
         )
         rows = [dict(r) for r in conn.execute(query).mappings()]
+        # The run counted its high-risk rows; counting them here would read the whole run.
         total = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(scores)
-            .where(scores.c.scoring_date == day, scores.c.high_risk.is_(True))
+            sa.select(runs.c.high_risk)
+            .join(dates, dates.c.run_id == runs.c.id)
+            .where(dates.c.scoring_date == day)
         ).scalar()
     if not rows and scoring_date is not None:
         raise DataError(f"No high-risk customers scored for {day.isoformat()}.")

@@ -212,28 +212,54 @@ class ScoringRun(Base):
     high_risk: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     seconds: Mapped[float | None] = mapped_column(sa.Float)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    pid: Mapped[int | None] = mapped_column(sa.Integer)  # the scoring process, to spot dead runs
+    host: Mapped[str | None] = mapped_column(sa.String(255))
 
 
-class ChurnScore(Base):
-    """A customer's churn score for one date; a date holds exactly one run's scores."""
+class RunScore(Base):
+    """A customer's score in one scoring run, keyed by the run and the customer's rank.
 
-    __tablename__ = "churn_scores"
-    __table_args__ = (
-        sa.UniqueConstraint("scoring_date", "customer_id", name="uq_churn_scores_date_customer"),
-        sa.Index("ix_churn_scores_date_rank", "scoring_date", "risk_rank"),
-    )
+    Written in rank order, so the primary key is the only B-tree and every insert appends
+    to it; readers use the ``churn_scores`` view, which shows the run a date points to.
+    """
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    __tablename__ = "run_scores"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    run_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    risk_rank: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)  # 1 = riskiest
     customer_id: Mapped[str] = mapped_column(sa.String(200))
-    scoring_date: Mapped[date] = mapped_column(sa.Date)
     score: Mapped[float] = mapped_column(sa.Float(precision=53))
-    high_risk: Mapped[bool] = mapped_column(sa.Boolean)
-    risk_rank: Mapped[int] = mapped_column(sa.BigInteger)
-    model_name: Mapped[str] = mapped_column(sa.String(200))
-    model_version: Mapped[str] = mapped_column(sa.String(20))
-    threshold: Mapped[float] = mapped_column(sa.Float(precision=53))
     reasons: Mapped[str | None] = mapped_column(sa.Text)  # JSON list of {feature, contribution}
-    run_id: Mapped[int] = mapped_column(sa.BigInteger)  # no index: it would slow the swap
+
+
+class ScoringDate(Base):
+    """Which complete run a scoring date shows: swapping a date moves this pointer."""
+
+    __tablename__ = "scoring_dates"
+
+    scoring_date: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.BigInteger)
+    swapped_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+# The readers' table: a view (migration 0005) joining scoring_dates, scoring_runs and
+# run_scores, so a date holds exactly one complete run's rows, one per customer. Kept out
+# of Base.metadata: it is created by the migration as a view, never as a table.
+churn_scores = sa.Table(
+    "churn_scores",
+    sa.MetaData(),
+    sa.Column("customer_id", sa.String(200)),
+    sa.Column("scoring_date", sa.Date),
+    sa.Column("score", sa.Float(precision=53)),
+    sa.Column("high_risk", sa.Boolean),
+    sa.Column("risk_rank", sa.BigInteger),
+    sa.Column("model_name", sa.String(200)),
+    sa.Column("model_version", sa.String(20)),
+    sa.Column("threshold", sa.Float(precision=53)),
+    sa.Column("reasons", sa.Text),
+    sa.Column("run_id", sa.BigInteger),
+)
 
 
 class RejectedRow(Base):

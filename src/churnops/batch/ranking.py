@@ -1,0 +1,167 @@
+"""Rank a run's scores over every row, in memory bounded by a chunk, not by the run.
+
+A run is written in rank order (``risk_rank`` 1 = riskiest; ties by customer id), so the
+store appends to one B-tree instead of sorting a whole run inside a transaction. The rank
+of a row depends on every other row, so the scored chunks are spilled to Arrow files in a
+scratch folder and ranked as an external bucket sort:
+
+1. :meth:`RunRanker.add` spills each chunk, counts its scores into a fine histogram over
+   [0, 1] and spills 64-bit hashes of its customer ids into hash buckets.
+2. The histogram cuts the score range into partitions of at most ``part_rows`` rows
+   (a partition only exceeds it when more rows share one histogram bin).
+3. :meth:`RunRanker.ranked` routes every spilled row to its partition, then sorts the
+   partitions one at a time, riskiest first, and yields them with their ranks.
+
+Customer ids must be unique within a run (one score per customer per date): the hash
+buckets are checked one at a time by :meth:`RunRanker.duplicates`, exactly (a hash
+collision is confirmed against the ids themselves). Memory stays at a few chunks whatever
+the number of rows; the scratch files hold about 30 bytes per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+BINS = 1 << 16  # score histogram resolution: 1.5e-5 wide bins
+HASH_BUCKETS = 64
+SPILL_SCHEMA = pa.schema(
+    [("customer_id", pa.string()), ("score", pa.float64()), ("reasons", pa.string())]
+)
+RANKED_SCHEMA = pa.schema([("risk_rank", pa.int64()), *SPILL_SCHEMA])
+
+
+class RunRanker:
+    """Collect a run's scored rows, then give them back ranked, partition by partition."""
+
+    def __init__(self, folder: Path, part_rows: int) -> None:
+        self.folder = folder
+        self.part_rows = max(1, part_rows)
+        self.rows = 0
+        self.histogram = np.zeros(BINS, dtype=np.int64)
+        self._spill = pa.ipc.new_stream(folder / "spill.arrow", SPILL_SCHEMA)
+        self._hashes = [(folder / f"ids-{b}.u64").open("wb") for b in range(HASH_BUCKETS)]
+
+    def add(self, customer_ids: np.ndarray, scores: np.ndarray, reasons: np.ndarray) -> None:
+        """Spill one chunk of scored rows (ids as text, probabilities, JSON reasons or None)."""
+        if len(scores) == 0:
+            return
+        batch = pa.record_batch(
+            [
+                pa.array(customer_ids, type=pa.string()),
+                pa.array(scores, type=pa.float64()),
+                pa.array(reasons, type=pa.string()),
+            ],
+            schema=SPILL_SCHEMA,
+        )
+        self._spill.write_batch(batch)
+        self.histogram += np.bincount(_bins(scores), minlength=BINS)
+        hashes = pd.util.hash_array(np.asarray(customer_ids, dtype=object))
+        bucket = hashes % HASH_BUCKETS
+        order = np.argsort(bucket, kind="stable")
+        bounds = np.searchsorted(bucket[order], np.arange(HASH_BUCKETS + 1))
+        for b in range(HASH_BUCKETS):
+            part = hashes[order[bounds[b] : bounds[b + 1]]]
+            if len(part):
+                self._hashes[b].write(part.tobytes())
+        self.rows += len(scores)
+
+    def close(self) -> None:
+        """Finish the spill files (idempotent)."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+            for f in self._hashes:
+                f.close()
+
+    def duplicates(self, limit: int = 5) -> list[str]:
+        """Return up to ``limit`` customer ids that occur more than once in the run."""
+        self.close()
+        suspects: list[np.ndarray] = []
+        for b in range(HASH_BUCKETS):
+            hashes = np.sort(np.fromfile(self.folder / f"ids-{b}.u64", dtype=np.uint64))
+            repeated = hashes[1:][hashes[1:] == hashes[:-1]]
+            if len(repeated):
+                suspects.append(np.unique(repeated))
+        if not suspects:
+            return []
+        wanted = np.concatenate(suspects)
+        seen: dict[str, int] = {}
+        for batch in self._batches(self.folder / "spill.arrow"):
+            ids = batch.column(0).to_numpy(zero_copy_only=False)
+            hit = np.isin(pd.util.hash_array(ids.astype(object)), wanted)
+            for customer in ids[hit]:
+                seen[customer] = seen.get(customer, 0) + 1
+        return sorted(c for c, n in seen.items() if n > 1)[:limit]
+
+    def ranked(self, reasons_top: int) -> Iterator[pa.Table]:
+        """Yield the run in rank order as tables of ``RANKED_SCHEMA``.
+
+        Reasons are kept for the ``reasons_top`` riskiest rows only, so the stored run does
+        not depend on which rows a chunk happened to explain.
+        """
+        self.close()
+        bin_part, parts = _partitions(self.histogram, self.part_rows)
+        writers = [
+            pa.ipc.new_stream(self.folder / f"part-{p}.arrow", SPILL_SCHEMA) for p in range(parts)
+        ]
+        for batch in self._batches(self.folder / "spill.arrow"):
+            part = bin_part[_bins(batch.column(1).to_numpy())]
+            order = np.argsort(part, kind="stable")
+            bounds = np.searchsorted(part[order], np.arange(parts + 1))
+            for p in range(parts):
+                if bounds[p + 1] > bounds[p]:
+                    writers[p].write_batch(batch.take(pa.array(order[bounds[p] : bounds[p + 1]])))
+        for writer in writers:
+            writer.close()
+        (self.folder / "spill.arrow").unlink()
+        rank = 0
+        for p in range(parts):  # partition 0 holds the highest scores
+            path = self.folder / f"part-{p}.arrow"
+            table = pa.ipc.open_stream(path).read_all()
+            path.unlink()
+            if table.num_rows == 0:
+                continue
+            keys = [("score", "descending"), ("customer_id", "ascending")]
+            table = table.take(pc.sort_indices(table, sort_keys=keys))
+            ranks = np.arange(rank + 1, rank + table.num_rows + 1, dtype=np.int64)
+            if rank + table.num_rows > reasons_top:
+                keep = pa.array(ranks <= reasons_top)
+                reasons = pc.if_else(keep, table.column("reasons"), pa.scalar(None, pa.string()))
+                table = table.set_column(2, "reasons", reasons)
+            rank += table.num_rows
+            yield pa.Table.from_arrays(
+                [pa.array(ranks), *table.columns], schema=RANKED_SCHEMA
+            ).combine_chunks()
+
+    @staticmethod
+    def _batches(path: Path) -> Iterator[pa.RecordBatch]:
+        with pa.ipc.open_stream(path) as reader:
+            yield from reader
+
+
+def _bins(scores: np.ndarray) -> np.ndarray:
+    """Map scores to histogram bins; a higher bin always means a strictly higher score."""
+    return np.minimum((np.clip(scores, 0.0, 1.0) * BINS).astype(np.int64), BINS - 1)
+
+
+def _partitions(histogram: np.ndarray, part_rows: int) -> tuple[np.ndarray, int]:
+    """Cut the bins, from the highest score down, into partitions of about ``part_rows``.
+
+    Returns each bin's partition (0 = riskiest) and the number of partitions.
+    """
+    bin_part = np.zeros(BINS, dtype=np.int64)
+    part, filled = 0, 0
+    for b in np.flatnonzero(histogram)[::-1]:
+        count = int(histogram[b])
+        if filled and filled + count > part_rows:
+            part, filled = part + 1, 0
+        bin_part[b] = part
+        filled += count
+    # Empty bins keep partition 0: no row maps to them.
+    return bin_part, part + 1
