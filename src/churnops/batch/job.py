@@ -152,7 +152,8 @@ def _written(counts: dict[str, int], progress: ProgressFn | None) -> Callable[[i
 
 def _pandas_results(model: Any, reader: ChunkedSource, reasons_top: int) -> Iterator[ChunkResult]:
     top = TopScores(reasons_top)
-    for chunk in reader.chunks():
+    categorical = [f.name for f in model.contract.features if f.kind == "categorical"]
+    for chunk in reader.chunks(categorical):
         yield score_chunk(model, chunk.frame, chunk.offset, top)
 
 

@@ -61,9 +61,9 @@ class RunRanker:
         )
         self._spill.write_batch(batch)
         self.histogram += np.bincount(_bins(scores), minlength=BINS)
-        hashes = pd.util.hash_array(np.asarray(customer_ids, dtype=object))
-        bucket = hashes % HASH_BUCKETS
-        order = np.argsort(bucket, kind="stable")
+        hashes = _hash_ids(customer_ids)
+        bucket = (hashes % HASH_BUCKETS).astype(np.uint8)
+        order = np.argsort(bucket, kind="stable")  # a radix sort for 8-bit keys
         bounds = np.searchsorted(bucket[order], np.arange(HASH_BUCKETS + 1))
         for b in range(HASH_BUCKETS):
             part = hashes[order[bounds[b] : bounds[b + 1]]]
@@ -94,7 +94,7 @@ class RunRanker:
         seen: dict[str, int] = {}
         for batch in self._batches(self.folder / "spill.arrow"):
             ids = batch.column(0).to_numpy(zero_copy_only=False)
-            hit = np.isin(pd.util.hash_array(ids.astype(object)), wanted)
+            hit = np.isin(_hash_ids(ids), wanted)
             for customer in ids[hit]:
                 seen[customer] = seen.get(customer, 0) + 1
         return sorted(c for c, n in seen.items() if n > 1)[:limit]
@@ -143,6 +143,11 @@ class RunRanker:
     def _batches(path: Path) -> Iterator[pa.RecordBatch]:
         with pa.ipc.open_stream(path) as reader:
             yield from reader
+
+
+def _hash_ids(customer_ids: np.ndarray) -> np.ndarray:
+    """64-bit hashes of the ids (not factorized first: run ids are nearly all distinct)."""
+    return pd.util.hash_array(np.asarray(customer_ids, dtype=object), categorize=False)
 
 
 def _bins(scores: np.ndarray) -> np.ndarray:
