@@ -17,36 +17,47 @@ def high_risk(
 ) -> dict[str, Any]:
     """Return the ``top`` high-risk customers of a date (the latest scored date by default)."""
     from churnops.store import get_engine
-    from churnops.store.tables import ScoringDate, ScoringRun, churn_scores
+    from churnops.store.tables import RunScore, ScoringDate, ScoringRun
 
-    scores, dates, runs = churn_scores, ScoringDate.__table__, ScoringRun.__table__
+    scores, dates, runs = RunScore.__table__, ScoringDate.__table__, ScoringRun.__table__
     with get_engine(settings).connect() as conn:
         day = scoring_date or conn.execute(sa.select(sa.func.max(dates.c.scoring_date))).scalar()
         if day is None:
             raise DataError("No scores yet: run `churnops score SOURCE` first.")
         if isinstance(day, str):  # SQLite returns max() of a date column as text
             day = date.fromisoformat(day)
-        query = (
-            sa.select(
-                scores.c.risk_rank,
-                scores.c.customer_id,
-                scores.c.score,
-                scores.c.reasons,
-                scores.c.model_name,
-                scores.c.model_version,
-                scores.c.run_id,
+        run = (
+            conn.execute(
+                sa.select(runs)
+                .join(dates, dates.c.run_id == runs.c.id)
+                .where(dates.c.scoring_date == day)
             )
-            .where(scores.c.scoring_date == day, scores.c.high_risk.is_(True))
-            .order_by(scores.c.risk_rank)
-            .limit(top)
+            .mappings()
+            .first()
         )
-        rows = [dict(r) for r in conn.execute(query).mappings()]
-        # The run counted its high-risk rows; counting them here would read the whole run.
-        total = conn.execute(
-            sa.select(runs.c.high_risk)
-            .join(dates, dates.c.run_id == runs.c.id)
-            .where(dates.c.scoring_date == day)
-        ).scalar()
+        rows = []
+        if run is not None:
+            # The date's run read directly by its key: a primary-key range scan in rank
+            # order on both backends (through the churn_scores view, PostgreSQL may sort
+            # the whole run before it has statistics for a freshly written one).
+            query = (
+                sa.select(
+                    scores.c.risk_rank, scores.c.customer_id, scores.c.score, scores.c.reasons
+                )
+                .where(scores.c.run_id == run["id"], scores.c.score >= run["threshold"])
+                .order_by(scores.c.risk_rank)
+                .limit(top)
+            )
+            rows = [
+                {
+                    **r,
+                    "model_name": run["model_name"],
+                    "model_version": run["model_version"],
+                    "run_id": run["id"],
+                }
+                for r in conn.execute(query).mappings()
+            ]
+    total = run["high_risk"] if run is not None else 0  # counted by the run
     if not rows and scoring_date is not None:
         raise DataError(f"No high-risk customers scored for {day.isoformat()}.")
     for row in rows:
