@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from churnops.batch.chunk import ChunkResult, TopScores, score_chunk
+from churnops.batch.chunk import ChunkResult, TopCandidates, score_chunk
 from churnops.batch.ranking import RunRanker
 from churnops.batch.sources import ChunkedSource, open_source
 from churnops.batch.writer import PausePoint, make_writer, pause
@@ -84,7 +84,8 @@ def score(
     try:
         with tempfile.TemporaryDirectory(prefix="scoring-run-", dir=settings.home) as scratch:
             ranker = RunRanker(Path(scratch), settings.batch_chunk_rows)
-            results = _results(engine, model, reader, settings, spark_master)
+            candidates = TopCandidates(settings.reasons_top)
+            results = _results(engine, model, reader, settings, spark_master, candidates)
             for n, result in enumerate(results, start=1):
                 scores = result.scores
                 ranker.add(
@@ -111,7 +112,8 @@ def score(
                     {"duplicate_ids": repeated},
                 )
             with make_writer(settings.resolved_database_url, hook) as writer:
-                ranked = ranker.ranked(settings.reasons_top)
+                explained = candidates.explain(model)  # the final top k, once
+                ranked = ranker.ranked(settings.reasons_top, explained)
                 previous = writer.swap(run_id, day, ranked, _written(counts, progress))
                 _finish_run(store, run_id, "succeeded", counts, started, reader.digest)
                 writer.purge(previous)  # already invisible; deleted outside the swap
@@ -126,15 +128,24 @@ def score(
 
 
 def _results(
-    engine: str, model: Any, reader: ChunkedSource, settings: Settings, spark_master: str | None
+    engine: str,
+    model: Any,
+    reader: ChunkedSource,
+    settings: Settings,
+    spark_master: str | None,
+    candidates: TopCandidates,
 ) -> Iterator[ChunkResult]:
-    """Return the engine's chunk results, produced in a thread ahead of the consumer."""
+    """Return the engine's chunk results, produced in a thread ahead of the consumer.
+
+    The pandas engine hands the riskiest rows to ``candidates`` (explained after scoring);
+    Spark tasks explain their own running top rows (they share no state).
+    """
     if engine == "spark":
         from churnops.batch.spark import spark_results
 
         master = spark_master or settings.spark_master
         return _ahead(spark_results(model, reader, settings, master))
-    return _ahead(_pandas_results(model, reader, settings.reasons_top))
+    return _ahead(_pandas_results(model, reader, candidates))
 
 
 def _written(counts: dict[str, int], progress: ProgressFn | None) -> Callable[[int], None]:
@@ -150,11 +161,12 @@ def _written(counts: dict[str, int], progress: ProgressFn | None) -> Callable[[i
     return written
 
 
-def _pandas_results(model: Any, reader: ChunkedSource, reasons_top: int) -> Iterator[ChunkResult]:
-    top = TopScores(reasons_top)
+def _pandas_results(
+    model: Any, reader: ChunkedSource, candidates: TopCandidates
+) -> Iterator[ChunkResult]:
     categorical = [f.name for f in model.contract.features if f.kind == "categorical"]
     for chunk in reader.chunks(categorical):
-        yield score_chunk(model, chunk.frame, chunk.offset, top)
+        yield score_chunk(model, chunk.frame, chunk.offset, candidates)
 
 
 def _ahead(results: Iterator[ChunkResult], depth: int = 2) -> Iterator[ChunkResult]:

@@ -1,0 +1,34 @@
+"""Choosing who gets reasons: the run's final top k, whatever the chunking."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from churnops.batch.chunk import TopCandidates
+
+
+class _Model:
+    """Stands in for ScoringModel.reasons: a row's 'reason' is its first feature."""
+
+    def reasons(self, X: np.ndarray) -> list[list[dict[str, float]]]:
+        return [[{"feature": "f", "contribution": float(x[0])}] for x in X]
+
+
+def test_candidates_are_exactly_the_final_top_k_with_ties_broken_by_id() -> None:
+    """Across chunks (and ties at the cutoff), the kept rows are the top k by (score, id)."""
+    rng = np.random.default_rng(3)
+    k, seen = 40, []
+    top = TopCandidates(k)
+    for c in range(6):
+        p = np.round(rng.random(500), 2)  # many ties
+        ids = np.array([f"c{c}-{i:03d}" for i in range(500)], dtype=object)
+        high = p >= 0.3
+        X = np.column_stack([p, np.arange(500)])
+        assert all(r is None for r in top.reasons(_Model(), ids, p, X, high))
+        seen += [(-s, i) for s, i, h in zip(p, ids, high, strict=True) if h]
+    expected = [i for _, i in sorted(seen)[:k]]
+    reasons = top.explain(_Model())
+    assert list(reasons) == expected
+    assert (
+        reasons[expected[0]] == '[{"feature":"f","contribution":' + f"{-sorted(seen)[0][0]}" + "}]"
+    )
