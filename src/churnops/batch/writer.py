@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +36,7 @@ from churnops.errors import ConfigError
 
 COLUMNS = "(run_id, risk_rank, customer_id, score, reasons)"
 ROWS_PER_STATEMENT = 100  # 400 bound values: within every SQLite build's variable limit
+BOUND_PER_ROW = 4  # risk_rank, customer_id, score, reasons
 RowsWritten = Callable[[int], None]
 
 
@@ -116,18 +118,18 @@ class SqliteWriter(RunWriter):
         written: RowsWritten | None = None,
     ) -> int | None:
         """Insert the run and move the date's pointer under one write lock."""
-        many = _values_sql(ROWS_PER_STATEMENT)
+        many = _values_sql(run_id, ROWS_PER_STATEMENT)
+        width = BOUND_PER_ROW * ROWS_PER_STATEMENT
         self.conn.execute("BEGIN IMMEDIATE")  # one writer at a time; readers go on
         try:
             for table in tables:
-                flat = _interleave(run_id, table)
-                width = 5 * ROWS_PER_STATEMENT
+                flat = _interleave(table)
                 full = len(flat) - len(flat) % width
                 for start in range(0, full, width):
                     self.conn.execute(many, flat[start : start + width])
                 if full < len(flat):
                     rest = flat[full:]
-                    self.conn.execute(_values_sql(len(rest) // 5), rest)
+                    self.conn.execute(_values_sql(run_id, len(rest) // BOUND_PER_ROW), rest)
                 if written is not None:
                     written(table.num_rows)
             pause("swap", self.hook)
@@ -209,20 +211,25 @@ class PostgresWriter(RunWriter):
             self.conn.execute(sql.format(p="%s"), params)
 
 
-def _values_sql(rows: int) -> str:
-    return f"INSERT INTO run_scores {COLUMNS} VALUES " + ",".join(["(?,?,?,?,?)"] * rows)
+def _values_sql(run_id: int, rows: int) -> str:
+    """A multi-row INSERT; the run id (our own integer) is a literal, not 1M bound values."""
+    row = f"({int(run_id)},?,?,?,?)"
+    return f"INSERT INTO run_scores {COLUMNS} VALUES " + ",".join([row] * rows)
 
 
-def _interleave(run_id: int, table: pa.Table) -> list[object]:
+def _interleave(table: pa.Table) -> list[object]:
     """Return the table's rows as one flat list of bind values (row after row)."""
-    n = table.num_rows
-    flat = np.empty(5 * n, dtype=object)
-    flat[0::5] = run_id
-    flat[1::5] = table.column("risk_rank").to_pylist()
-    flat[2::5] = table.column("customer_id").to_pylist()
-    flat[3::5] = table.column("score").to_numpy().tolist()
-    flat[4::5] = table.column("reasons").to_pylist()
-    return flat.tolist()
+    return list(
+        chain.from_iterable(
+            zip(
+                table.column("risk_rank").to_numpy().tolist(),
+                table.column("customer_id").to_pylist(),
+                table.column("score").to_numpy().tolist(),
+                table.column("reasons").to_pylist(),
+                strict=True,
+            )
+        )
+    )
 
 
 def _now_sqlite() -> str:
