@@ -247,9 +247,12 @@ def _spark(settings, source: Path, url: str) -> dict:
         rows = frame.count()
 
         def ours(batches):
+            from churnops.scoring.fast import FastScorer
+
+            scorer = FastScorer(model)
             top = TopScores(settings.reasons_top)
             for batch in batches:
-                result = score_chunk(model, batch, 0, top).scores
+                result = score_chunk(scorer, batch, 0, top).scores
                 yield result.assign(row_number=None, reason=None)
 
         t = time.perf_counter()

@@ -15,6 +15,7 @@ import pandas as pd
 
 from churnops.data.validation import validate
 from churnops.errors import DataValidationError
+from churnops.scoring.fast import FastScorer
 from churnops.scoring.model import ScoringModel
 
 # Validation errors that are about the table, not rows: nothing in the chunk can be scored.
@@ -114,9 +115,15 @@ def explain_rows(model: ScoringModel, X: np.ndarray) -> list[str]:
 
 
 def score_chunk(
-    model: ScoringModel, frame: pd.DataFrame, offset: int, top: TopScores | TopCandidates
+    scorer: FastScorer, frame: pd.DataFrame, offset: int, top: TopScores | TopCandidates
 ) -> ChunkResult:
-    """Validate and score ``frame`` (rows ``offset..``); invalid rows become rejections."""
+    """Validate and score ``frame`` (rows ``offset..``); invalid rows become rejections.
+
+    Probabilities come from the champion's :class:`FastScorer` (the API's exact fast path:
+    compiled LightGBM trees, XGBoost inplace predict, a folded logistic dot product),
+    built once per run or Spark task.
+    """
+    model = scorer.model
     contract = model.contract
     if contract.target in frame.columns:  # labels are not needed to score; skip their checks
         frame = frame.drop(columns=[contract.target])
@@ -140,9 +147,9 @@ def score_chunk(
         },
         columns=REJECT_COLUMNS,
     )
-    good = checked.frame.loc[~bad]
+    good = checked.frame.loc[~bad] if len(positions) else checked.frame  # no copy when clean
     X = model.encoder.transform(good)
-    p = model.probabilities(X) if len(good) else np.empty(0)
+    p = scorer.many(X)
     high = p >= model.threshold
     good_ids = ids[~bad]
     reasons = top.reasons(model, good_ids, p, X, high)

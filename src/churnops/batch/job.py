@@ -164,9 +164,12 @@ def _written(counts: dict[str, int], progress: ProgressFn | None) -> Callable[[i
 def _pandas_results(
     model: Any, reader: ChunkedSource, candidates: TopCandidates
 ) -> Iterator[ChunkResult]:
+    from churnops.scoring.fast import FastScorer
+
+    scorer = FastScorer(model)
     categorical = [f.name for f in model.contract.features if f.kind == "categorical"]
     for chunk in reader.chunks(categorical):
-        yield score_chunk(model, chunk.frame, chunk.offset, candidates)
+        yield score_chunk(scorer, chunk.frame, chunk.offset, candidates)
 
 
 def _ahead(results: Iterator[ChunkResult], depth: int = 2) -> Iterator[ChunkResult]:

@@ -88,10 +88,13 @@ def _read(spark: Any, reader: ChunkedSource) -> Any:
 
 def _scorer(model: Any, reasons_top: int) -> Any:
     def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from churnops.scoring.fast import FastScorer
+
+        scorer = FastScorer(model)  # per task: compiled on the worker, not pickled
         top = TopScores(reasons_top)  # one per task: each keeps reasons for its own top k
         for batch in batches:
             rows = batch.pop(ROW_COLUMN).to_numpy()
-            result = score_chunk(model, batch.reset_index(drop=True), 0, top)
+            result = score_chunk(scorer, batch.reset_index(drop=True), 0, top)
             scores = result.scores.assign(row_number=None, reason=None)
             rejected = result.rejected.assign(
                 row_number=rows[result.rejected["row_number"].to_numpy(dtype=int)],
