@@ -20,7 +20,9 @@ family gets the cheapest *exact* route to the same numbers:
 
 Exactness is a test: the fast path must agree with the registered pyfunc model to 1e-6 on
 every demo customer. Batches go through :meth:`FastScorer.many`, which calls the boosters'
-native batch predict (also skipping the sklearn wrappers).
+native batch predict (also skipping the sklearn wrappers) and repeats the calibrators' and
+the logistic pipeline's own arithmetic and dtypes, so batch scoring can use it in place of
+:meth:`ScoringModel.probabilities` and get the same numbers to 1e-12.
 """
 
 from __future__ import annotations
