@@ -116,3 +116,57 @@ def test_scoring_data_needs_no_target(clean, contract) -> None:
 def test_constant_column_warns(clean, contract) -> None:
     """A feature that became constant is flagged as a warning."""
     assert checks(clean.assign(senior_citizen=0), contract)["constant_column"].severity == "warning"
+
+
+def _messy(clean: pd.DataFrame) -> pd.DataFrame:
+    """Padded, blank-like, unseen and missing category cells, as CSV text would hold them."""
+    df = clean.drop(columns="churn").astype({"contract": object, "partner": object})
+    df.loc[1, "contract"] = " Month-to-month "
+    df.loc[2, "contract"] = "NA"
+    df.loc[3, "contract"] = None
+    df.loc[4, "contract"] = "Weekly"
+    df.loc[5, "partner"] = None
+    df.loc[6, "internet_service"] = " "
+    return df
+
+
+def _as_category(df: pd.DataFrame) -> pd.DataFrame:
+    """The same table as Parquet delivers it: text as ``category``, with an unused level."""
+    out = df.copy()
+    for name in ("contract", "partner", "internet_service", "payment_method"):
+        out[name] = out[name].astype("category").cat.add_categories(["Never used"])
+    return out
+
+
+def test_category_columns_validate_like_text(clean, contract) -> None:
+    """Parquet's category dtype gives the same report, bad rows and cleaned values as text."""
+    text = _messy(clean)
+    categorical = _as_category(text)
+    before = categorical.copy()
+    from_text = validate(text, contract, require_target=False)
+    from_categories = validate(categorical, contract, require_target=False)
+    assert from_categories.report == from_text.report
+    assert {"unseen_category", "unexpected_missing"} <= {i.check for i in from_text.report.issues}
+    assert from_categories.bad_rows == from_text.bad_rows == {4: [from_text.bad_rows[4][0]]}
+    for name in text.columns:
+        got = from_categories.frame[name].astype(object)
+        want = from_text.frame[name].astype(object)
+        assert got.where(got.notna(), None).tolist() == want.where(want.notna(), None).tolist()
+    assert from_categories.frame["contract"].dtype == "category"
+    pd.testing.assert_frame_equal(categorical, before)  # the caller's table is untouched
+
+
+def test_constant_category_column_ignores_unused_levels(clean, contract) -> None:
+    """A category column with one value in use is constant, whatever levels its dtype lists."""
+    df = _as_category(clean.assign(contract="Two year"))
+    assert "constant_column" in checks(df, contract)
+
+
+def test_integer_flags_outside_the_levels_are_unknown(clean, contract) -> None:
+    """Integer 0/1 flags are checked without hashing; a 2 is still an unknown boolean."""
+    df = clean.copy()
+    df["senior_citizen"] = df["senior_citizen"].astype("int64")
+    df.loc[7, "senior_citizen"] = 2
+    assert checks(df, contract)["unknown_boolean"].rows == [7]
+    df["senior_citizen"] = df["senior_citizen"] == 1  # numpy bool reads as 0/1
+    assert "unknown_boolean" not in checks(df, contract)

@@ -195,3 +195,85 @@ def test_batch_matrix_422s_equal_per_record(
         codec.encode_matrix(records)
     indexes = {p["index"] for p in columns.value.details["errors"]}
     assert indexes == {position, position + 20}
+
+
+@pytest.mark.parametrize("calibration", [None, "sigmoid", "isotonic"])
+def test_fast_batches_equal_model_probabilities_exactly(
+    family_model: Any, calibration: Any
+) -> None:
+    """Batch scoring may swap ScoringModel.probabilities for FastScorer.many: 1e-12 apart.
+
+    4,099 rows: over two threads' worth (the threaded path) with an odd tail.
+    """
+    X = family_model.encoder.transform(make_customers(4099, seed=11))
+    if calibration:
+        raw = family_model.estimator.predict_proba(X)[:, 1]
+        y = (make_customers(4099, seed=11)["churn"] == "Yes").to_numpy(dtype=int)
+        family_model.calibrator = fit_calibrator(calibration, raw, y)
+    try:
+        got = FastScorer(family_model).many(X)
+        assert np.abs(got - family_model.probabilities(X)).max() <= 1e-12
+    finally:
+        family_model.calibrator = None
+
+
+def test_row_blocks_and_threads_do_not_change_a_bit() -> None:
+    """Batches of any size score each row exactly as one() does, plain and NaN-aware trees."""
+    import lightgbm as lgb
+
+    from churnops.scoring.trees import PARALLEL_ROWS, compile_lightgbm
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(2 * PARALLEL_ROWS + 13, 6))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+    X_missing = X.copy()
+    X_missing[rng.random(X.shape) < 0.1] = np.nan
+    for data, kwargs in ((X, {}), (X_missing, {"zero_as_missing": True})):
+        booster = lgb.LGBMClassifier(n_estimators=30, num_leaves=15, verbose=-1, **kwargs)
+        booster = booster.fit(data, y).booster_
+        compiled = compile_lightgbm(booster, 6, None)
+        assert compiled is not None
+        assert compiled.plain == (data is X)
+        one = np.array([compiled.raw_one(row) for row in data])
+        for rows in (1, 7, 8, 129, len(data)):
+            assert np.array_equal(compiled.raw_many(data[:rows]), one[:rows])
+        expected = booster.predict(data, raw_score=True)
+        assert np.abs(one - expected).max() < 1e-12
+
+
+def test_many_works_from_worker_threads_at_once(family_model: Any) -> None:
+    """Batch jobs score from worker threads, several at once, with the threaded batch path."""
+    import threading
+
+    X = family_model.encoder.transform(make_customers(5000, seed=12))
+    scorer = FastScorer(family_model)
+    expected = scorer.many(X)
+    results: dict[int, np.ndarray] = {}
+    threads = [
+        threading.Thread(target=lambda k=k: results.__setitem__(k, scorer.many(X)))
+        for k in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == 3
+    assert all(np.array_equal(r, expected) for r in results.values())
+
+
+def test_many_works_in_a_forked_child(family_model: Any) -> None:
+    """A process forked after scoring (a worker pool) scores too: no thread pool to inherit."""
+    import multiprocessing
+
+    if family_model.family == "xgboost":
+        pytest.skip("XGBoost's own OpenMP pool does not survive fork (not the scorer's)")
+    X = family_model.encoder.transform(make_customers(5000, seed=12))
+    scorer = FastScorer(family_model)
+    expected = scorer.many(X)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=lambda: queue.put(scorer.many(X)))
+    child.start()
+    assert np.array_equal(queue.get(timeout=60), expected)
+    child.join(timeout=60)
+    assert child.exitcode == 0

@@ -22,6 +22,7 @@ from churnops.data.contract import (
     clean_cell,
     label_key,
 )
+from churnops.data.distinct import factorize
 
 Severity = Literal["error", "warning"]
 MAX_ROWS_SHOWN = 10
@@ -87,7 +88,7 @@ def validate(
         contract: the contract to check against.
         require_target: training data needs the label; scoring data does not.
     """
-    checker = _Checker(df.reset_index(drop=True), contract)
+    checker = _Checker(df, contract)
     checker.run(require_target)
     report = ValidationReport(rows=len(df), columns=df.shape[1], issues=checker.issues)
     return ValidationResult(report=report, frame=checker.frame, bad_rows=checker.bad_rows)
@@ -95,7 +96,10 @@ def validate(
 
 class _Checker:
     def __init__(self, df: pd.DataFrame, contract: DataContract) -> None:
-        self.frame = df.copy()
+        # A shallow copy: the checks replace whole columns (``frame[name] = ...``) and never
+        # write into one, so the caller's table is untouched without copying every cell.
+        self.frame = df.copy(deep=False)
+        self.frame.index = pd.RangeIndex(len(df))
         self.contract = contract
         self.issues: list[Issue] = []
         self.bad_rows: dict[int, list[str]] = {}
@@ -198,8 +202,9 @@ class _Checker:
                     count=coerced,
                 )
             self.frame[spec.name] = values  # only text is replaced: int columns stay int
+        array = values.to_numpy()  # numpy comparisons: no Series built per check
         if spec.lower is not None and spec.upper is not None:
-            outside = (values < spec.lower) | (values > spec.upper)
+            outside = (array < spec.lower) | (array > spec.upper)
             self._row_error(
                 outside,
                 "out_of_range",
@@ -207,52 +212,55 @@ class _Checker:
                 f"are outside the allowed range [{spec.lower:g}, {spec.upper:g}]",
                 values,
             )
-            unseen = ~outside & ((values < spec.min) | (values > spec.max))
-            if unseen.any():
+            unseen = int(np.count_nonzero(~outside & ((array < spec.min) | (array > spec.max))))
+            if unseen:
                 self._add(
                     "warning",
                     "beyond_seen_range",
-                    f"{spec.name!r}: {int(unseen.sum())} value(s) beyond the range seen in "
+                    f"{spec.name!r}: {unseen} value(s) beyond the range seen in "
                     f"training [{spec.min:g}, {spec.max:g}].",
                     column=spec.name,
-                    count=int(unseen.sum()),
+                    count=unseen,
                 )
-        self._missing(spec, values)
+        self._missing(spec, values, missing=int(np.count_nonzero(np.isnan(array))))
 
     def _boolean(self, spec: ColumnSpec) -> None:
         raw = self.frame[spec.name]
         false_key, true_key = (label_key(v) for v in spec.levels or [0, 1])
         # Checks run on the few distinct values; rows pick their answer up by code.
-        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        codes, uniques = factorize(raw)
         known = np.array([label_key(u) in (false_key, true_key) for u in uniques] + [True])
-        bad = ~known[codes]
-        allowed = ", ".join(map(str, spec.levels or []))
-        self._row_error(bad, "unknown_boolean", spec.name, f"are not one of: {allowed}", raw)
+        if not known.all():  # a per-row pass only when some value is wrong
+            allowed = ", ".join(map(str, spec.levels or []))
+            bad = ~known[codes]
+            self._row_error(bad, "unknown_boolean", spec.name, f"are not one of: {allowed}", raw)
         self._missing(spec, raw, missing=int(np.count_nonzero(codes < 0)))
         self._distinct[spec.name] = len(uniques)
 
     def _categorical(self, spec: ColumnSpec) -> None:
         raw = self.frame[spec.name]
         # clean_text, unseen and missing checks per distinct value, not per cell.
-        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        codes, uniques = factorize(raw)
         cleaned = np.empty(len(uniques) + 1, dtype=object)
         cleaned[: len(uniques)] = [clean_cell(u) for u in uniques]
         cleaned[-1] = None  # code -1: a missing cell
-        text = pd.Series(cleaned[codes], index=raw.index, name=raw.name)
+        text = _cleaned_column(raw, codes, cleaned)
         self.frame[spec.name] = text
         present = np.array([c is not None for c in cleaned])
         if not spec.open_categories and spec.categories:
             allowed_set = set(spec.categories)
             unseen = present & np.array([c not in allowed_set for c in cleaned])
             allowed = ", ".join(list(spec.categories)[:20])
-            self._row_error(
-                unseen[codes],
-                "unseen_category",
-                spec.name,
-                f"hold categories not in: {allowed}",
-                text,
-            )
-        self._missing(spec, text, missing=int(np.count_nonzero(~present[codes])))
+            if unseen.any():
+                self._row_error(
+                    unseen[codes],
+                    "unseen_category",
+                    spec.name,
+                    f"hold categories not in: {allowed}",
+                    text,
+                )
+        missing = codes < 0 if present[:-1].all() else ~present[codes]  # blank text is missing
+        self._missing(spec, text, missing=int(np.count_nonzero(missing)))
         self._distinct[spec.name] = len({c for c in cleaned if c is not None})
 
     def _missing(self, spec: ColumnSpec, values: pd.Series, missing: int | None = None) -> None:
@@ -293,9 +301,13 @@ class _Checker:
         if not name or name not in self.frame.columns:
             return
         ids = self.frame[name]
-        self._row_error(ids.isna(), "missing_id", name, "have no id")
-        dup = ids.notna() & ids.duplicated(keep=False)
-        self._row_error(dup, "duplicate_id", name, "share an id with another row", ids)
+        missing = ids.isna()
+        self._row_error(missing, "missing_id", name, "have no id")
+        # keep="first" is the cheaper pass and settles the usual case, no duplicates at all;
+        # only then are all rows sharing an id marked.
+        if ids.duplicated(keep="first").any():
+            dup = ~missing & ids.duplicated(keep=False)
+            self._row_error(dup, "duplicate_id", name, "share an id with another row", ids)
 
     def _target(self) -> None:
         name = self.contract.target
@@ -319,3 +331,21 @@ class _Checker:
                 "non-churners.",
                 column=name,
             )
+
+
+def _cleaned_column(raw: pd.Series, codes: np.ndarray, cleaned: np.ndarray) -> pd.Series:
+    """Return the column as cleaned text (``cleaned[codes]``, None for missing cells).
+
+    A ``category`` column (Parquet strings) stays a category over the cleaned values, so
+    the encoder reads its codes instead of hashing a million strings again; other columns
+    become object text as before.
+    """
+    if not isinstance(raw.dtype, pd.CategoricalDtype):
+        return pd.Series(cleaned[codes], index=raw.index, name=raw.name)
+    if raw.cat.categories.tolist() == cleaned[:-1].tolist():  # every level already clean
+        return raw
+    levels = list(dict.fromkeys(c for c in cleaned if c is not None))
+    position = {level: i for i, level in enumerate(levels)}
+    remap = np.array([position.get(c, -1) for c in cleaned], dtype=np.int64)
+    values = pd.Categorical.from_codes(remap[codes], categories=pd.Index(levels, dtype=object))
+    return pd.Series(values, index=raw.index, name=raw.name)

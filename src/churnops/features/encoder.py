@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from churnops.data.contract import BLANK_STRINGS, DataContract, label_key
+from churnops.data.distinct import factorize
 from churnops.errors import ScoringInputError
 
 
@@ -66,33 +69,49 @@ class FeatureEncoder:
         # Which source column each encoded column belongs to, for summing contributions.
         self.source_of = np.repeat(np.arange(len(self.blocks)), [b.width for b in self.blocks])
 
+    @cached_property
+    def _layout(self) -> tuple[list[_Block], np.ndarray, list[_Block]]:
+        """Return the one-column blocks, their matrix columns, and the one-hot blocks.
+
+        Derived on first use rather than in ``__init__``: registered models are pickles,
+        and one pickled before this existed must encode tables too.
+        """
+        dense = [b for b in self.blocks if b.kind != "categorical"]
+        columns = np.array([b.start for b in dense], dtype=np.int64)
+        return dense, columns, [b for b in self.blocks if b.kind == "categorical"]
+
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         """Encode a table (columns may be raw text; the contract's coercions apply)."""
-        # Filled column by column in a (width, rows) buffer, where every column is one
-        # contiguous row of memory, then transposed once into the C-ordered matrix the
-        # models read; writing strided columns of a C matrix touches every cache line of
-        # the whole matrix once per column.
-        cols = np.zeros((self.width, len(df)), dtype=np.float64)
-        for block in self.blocks:
+        # Each source column becomes one contiguous row of ``dense`` (numbers, 0/1 flags) or
+        # of ``hot`` (the encoded column holding a categorical's 1, -1 for none); a compiled
+        # loop then writes the C-ordered matrix the models read row by row. Filling the
+        # matrix column by column from numpy would touch every cache line of it once per
+        # column, and a column-major buffer needs a full transpose at the end.
+        n = len(df)
+        dense_blocks, dense_columns, hot_blocks = self._layout
+        dense = np.empty((len(dense_blocks), n), dtype=np.float64)
+        hot = np.empty((len(hot_blocks), n), dtype=np.int32)
+        for k, block in enumerate(dense_blocks):
             col = df[block.name]
             if block.kind == "numeric":
                 values = _numeric(col)
-                cols[block.start] = np.where(np.isnan(values), block.fill, values)
-            elif block.kind == "boolean":
+                np.copyto(dense[k], values)
+                np.copyto(dense[k], block.fill, where=np.isnan(values))
+            else:
                 # Look each distinct value up once; missing -> 0.
                 true_key = _true_key(block)
-                codes, uniques = pd.factorize(col, use_na_sentinel=True)
+                codes, uniques = factorize(col)
                 lookup = np.array([float(label_key(u) == true_key) for u in uniques] + [0.0])
-                cols[block.start] = lookup[codes]
-            else:
-                # Look each distinct value up once; unseen or missing -> -1 (all zeros).
-                index = block.index or {}
-                codes, uniques = pd.factorize(col, use_na_sentinel=True)
-                lookup = np.array([index.get(str(u).strip(), -1) for u in uniques] + [-1])
-                offsets = lookup[codes]
-                rows = np.flatnonzero(offsets >= 0)
-                cols[block.start + offsets[rows], rows] = 1.0
-        return np.ascontiguousarray(cols.T)
+                np.take(lookup, codes, out=dense[k])
+        for k, block in enumerate(hot_blocks):
+            # Look each distinct value up once; unseen or missing -> -1 (all zeros).
+            index = block.index or {}
+            codes, uniques = factorize(df[block.name])
+            columns = [block.start + index[s] if s in index else -1 for s in map(_level, uniques)]
+            np.take(np.array([*columns, -1], dtype=np.int32), codes, out=hot[k])
+        out = np.zeros((n, self.width), dtype=np.float64)
+        _write_rows(dense, dense_columns, hot, out)
+        return out
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encode JSON-like records with dict lookups (the online hot path)."""
@@ -107,7 +126,7 @@ class FeatureEncoder:
                     if value is not None and label_key(value) == _true_key(block):
                         row[block.start] = 1.0
                 elif value is not None:
-                    offset = block.index.get(str(value).strip())  # type: ignore[union-attr]
+                    offset = block.index.get(_level(value))  # type: ignore[union-attr]
                     if offset is not None:
                         row[block.start + offset] = 1.0
         return out
@@ -117,6 +136,24 @@ class FeatureEncoder:
         grouped = np.zeros((contributions.shape[0], len(self.blocks)), dtype=np.float64)
         np.add.at(grouped.T, self.source_of, contributions[:, : self.width].T)
         return grouped
+
+
+@njit(cache=True, nogil=True)
+def _write_rows(dense: Any, columns: Any, hot: Any, out: Any) -> None:
+    """Write each row of ``out`` (zeros) from the per-column buffers, one row at a time."""
+    for i in range(out.shape[0]):
+        row = out[i]
+        for k in range(dense.shape[0]):
+            row[columns[k]] = dense[k, i]
+        for k in range(hot.shape[0]):
+            column = hot[k, i]
+            if column >= 0:
+                row[column] = 1.0
+
+
+def _level(value: Any) -> str:
+    """Return the text a categorical value is looked up by among the contract's levels."""
+    return str(value).strip()
 
 
 def _true_key(block: _Block) -> str:

@@ -20,7 +20,9 @@ family gets the cheapest *exact* route to the same numbers:
 
 Exactness is a test: the fast path must agree with the registered pyfunc model to 1e-6 on
 every demo customer. Batches go through :meth:`FastScorer.many`, which calls the boosters'
-native batch predict (also skipping the sklearn wrappers).
+native batch predict (also skipping the sklearn wrappers) and repeats the calibrators' and
+the logistic pipeline's own arithmetic and dtypes, so batch scoring can use it in place of
+:meth:`ScoringModel.probabilities` and get the same numbers to 1e-12.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from churnops.scoring.model import ScoringModel
 from churnops.scoring.trees import compile_lightgbm
+from churnops.training.calibration import _logit
 
 _LGBM_PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL
 _LGBM_DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64
@@ -111,6 +115,16 @@ class FastScorer:
         self._raw_one = raw_one
         self._raw_many = raw_many
         self._cal_one, self._cal_many = _calibration(model)
+        cal_many = self._cal_many
+        dtype = raw_many(np.zeros((1, width))).dtype
+        if cal_many is not None and dtype != np.float64:
+            # XGBoost's probabilities are float32 and calibrators keep their input's dtype
+            # (as ScoringModel.probabilities does): one row goes the same way, so that
+            # one() and many() agree.
+            def cal_one(p: float) -> float:
+                return float(cal_many(np.array([p], dtype=dtype))[0])
+
+            self._cal_one = cal_one
 
     def one(self, row: Sequence[float]) -> float:
         """Return the calibrated churn probability of one encoded row."""
@@ -147,24 +161,29 @@ class FastScorer:
             iteration_range = est._get_iteration_range(None)
 
             def many(X: np.ndarray) -> np.ndarray:
-                out = booster.inplace_predict(X, iteration_range=iteration_range)
-                return np.asarray(out, dtype=np.float64)
+                # float32, as predict_proba returns it: calibrators keep their input's dtype
+                return np.asarray(booster.inplace_predict(X, iteration_range=iteration_range))
 
             def one(row: Sequence[float]) -> float:
                 X = np.array(row, dtype=np.float64).reshape(1, -1)
                 return float(booster.inplace_predict(X, iteration_range=iteration_range)[0])
 
             return one, many
-        linear = _folded_logistic(est)
+        linear = _logistic(est)
         if linear is not None:
-            weights, bias = linear
+            mean, scale, coef, bias = linear
+            weights = coef[0] / scale  # the scaler folded in: one dot product per row
+            folded_bias = bias[0] - float(np.sum(mean * weights))
             w_list = weights.tolist()
 
             def one(row: Sequence[float]) -> float:
-                return _expit(math.fsum(map(float.__mul__, w_list, row)) + bias)
+                return _expit(math.fsum(map(float.__mul__, w_list, row)) + folded_bias)
 
             def many(X: np.ndarray) -> np.ndarray:
-                return 1.0 / (1.0 + np.exp(-(X @ weights + bias)))
+                # sklearn's own steps and order (scale, dot, expit): the same bits as
+                # predict_proba, where folding differs by an ulp that a steep isotonic
+                # calibrator can magnify past 1e-12.
+                return np.asarray(expit(((X - mean) / scale) @ coef.T + bias)[:, 0])
 
             return one, many
 
@@ -178,8 +197,12 @@ class FastScorer:
         return generic_one, generic_many
 
 
-def _folded_logistic(est: Any) -> tuple[np.ndarray, float] | None:
-    """Return (weights, bias) of StandardScaler + binary LogisticRegression, else None."""
+def _logistic(est: Any) -> tuple[Any, Any, np.ndarray, np.ndarray] | None:
+    """Return (mean, scale, coef, intercept) of [StandardScaler +] binary LogisticRegression.
+
+    ``mean`` and ``scale`` are 0.0 and 1.0 without a scaler (or with it centring or
+    scaling off); None for any other estimator.
+    """
     try:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
@@ -193,14 +216,12 @@ def _folded_logistic(est: Any) -> tuple[np.ndarray, float] | None:
         return None
     if len(steps) > (2 if scaler is not None else 1):
         return None
-    coef = logreg.coef_[0].astype(np.float64)
-    bias = float(logreg.intercept_[0])
+    mean: Any = 0.0
+    scale: Any = 1.0
     if scaler is not None:
         scale = scaler.scale_ if scaler.with_std and scaler.scale_ is not None else 1.0
         mean = scaler.mean_ if scaler.with_mean and scaler.mean_ is not None else 0.0
-        coef = coef / scale
-        bias -= float(np.sum(mean * coef))
-    return np.asarray(coef, dtype=np.float64), bias
+    return mean, scale, logreg.coef_, logreg.intercept_
 
 
 def _calibration(
@@ -215,7 +236,8 @@ def _calibration(
         ys = np.asarray(iso.y_thresholds_, dtype=np.float64)
 
         def iso_many(p: np.ndarray) -> np.ndarray:
-            return np.clip(np.interp(p, xs, ys), 0.0, 1.0)
+            # IsotonicRegression.predict casts back to its input's dtype (float32 for XGBoost)
+            return np.clip(np.interp(p, xs, ys).astype(p.dtype, copy=False), 0.0, 1.0)
 
         def iso_one(p: float) -> float:
             return min(max(float(np.interp(p, xs, ys)), 0.0), 1.0)
@@ -230,7 +252,9 @@ def _calibration(
         return _expit(a * math.log(p / (1 - p)) + b)
 
     def sig_many(p: np.ndarray) -> np.ndarray:
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return 1.0 / (1.0 + np.exp(-(a * np.log(p / (1 - p)) + b)))
+        # The calibrator's own steps (logit in p's dtype, LogisticRegression's dot product
+        # and expit) without sklearn's per-call validation: batch scoring may use this in
+        # place of ScoringModel.probabilities, so the bits must agree, not just 1e-6.
+        return np.asarray(expit(_logit(p)[:, None] @ lr.coef_.T + lr.intercept_)[:, 0])
 
     return sig_one, sig_many
