@@ -46,6 +46,7 @@ def test_scores_every_customer_once_ranked_with_the_champions_probabilities(
 
     top = rows.head(min(20, run["high_risk"]))
     assert top["reasons"].notna().all()  # the riskiest always carry reasons
+    assert rows["reasons"].iloc[len(top) :].isna().all()  # and only they do (reasons_top)
     reasons = json.loads(top["reasons"].iloc[0])
     assert len(reasons) == 3
     assert {"feature", "contribution"} <= set(reasons[0])

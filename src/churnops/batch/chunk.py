@@ -91,6 +91,8 @@ class TopCandidates:
     ) -> np.ndarray:
         """Keep the chunk's candidates; every row's reasons come later (None now)."""
         rows = np.flatnonzero(high)
+        if len(self.scores) >= self.k:  # only rows at or above the current k-th can enter
+            rows = rows[p[rows] >= self.scores[-1]]
         if self.k > 0 and len(rows):
             if len(rows) > self.k:  # only the chunk's own top k (and ties) can enter
                 kth = np.partition(p[rows], len(rows) - self.k)[len(rows) - self.k]
@@ -98,7 +100,7 @@ class TopCandidates:
             ids_ = np.concatenate([self.ids, ids[rows]])
             scores = np.concatenate([self.scores, p[rows]])
             feats = X[rows] if self.X is None else np.concatenate([self.X, X[rows]])
-            keep = sorted(range(len(scores)), key=lambda i: (-scores[i], ids_[i]))[: self.k]
+            keep = np.lexsort((ids_, -scores))[: self.k]  # score desc, then id, as ranks
             self.ids, self.scores, self.X = ids_[keep], scores[keep], feats[keep]
         return np.full(len(p), None, dtype=object)
 

@@ -15,11 +15,13 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 from churnops.batch.chunk import ChunkResult, TopCandidates, score_chunk
@@ -111,10 +113,21 @@ def score(
                     f"{DUPLICATE_IDS} Repeated ids include: {', '.join(map(repr, repeated))}.",
                     {"duplicate_ids": repeated},
                 )
-            with make_writer(settings.resolved_database_url, hook) as writer:
-                explained = candidates.explain(model)  # the final top k, once
-                ranked = ranker.ranked(settings.reasons_top, explained)
-                previous = writer.swap(run_id, day, ranked, _written(counts, progress))
+            top = _TopRanks(settings.reasons_top)
+            with (
+                make_writer(settings.resolved_database_url, hook) as writer,
+                ThreadPoolExecutor(max_workers=1) as pool,
+            ):
+                # The final top k are explained while the run is written (TreeSHAP and
+                # the inserts overlap); their reasons join the same transaction.
+                explained = pool.submit(candidates.explain, model)
+                previous = writer.swap(
+                    run_id,
+                    day,
+                    top.tap(ranker.ranked()),
+                    _written(counts, progress),
+                    lambda: top.reasons(explained.result()),
+                )
                 _finish_run(store, run_id, "succeeded", counts, started, reader.digest)
                 writer.purge(previous)  # already invisible; deleted outside the swap
     except BaseException as exc:
@@ -146,6 +159,35 @@ def _results(
         master = spark_master or settings.spark_master
         return _ahead(spark_results(model, reader, settings, master))
     return _ahead(_pandas_results(model, reader, candidates))
+
+
+class _TopRanks:
+    """Remember the ``k`` riskiest rows of a ranked run as they stream to the writer."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.head: list[pa.Table] = []
+
+    def tap(self, tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        """Pass ``tables`` through, keeping rank, id and reasons of the first ``k`` rows."""
+        seen = 0
+        for table in tables:
+            if seen < self.k:
+                keep = table.slice(0, self.k - seen)
+                self.head.append(keep.select(["risk_rank", "customer_id", "reasons"]))
+            seen += table.num_rows
+            yield table
+
+    def reasons(self, explained: Mapping[str, str]) -> list[tuple[int, str]]:
+        """Return (rank, reasons) of the top rows: computed in the chunk, or after scoring."""
+        rows = []
+        for table in self.head:
+            columns = [table.column(i).to_pylist() for i in range(3)]
+            for rank, customer, given in zip(*columns, strict=True):
+                text = given or explained.get(customer)
+                if text is not None:
+                    rows.append((rank, text))
+        return rows
 
 
 def _written(counts: dict[str, int], progress: ProgressFn | None) -> Callable[[int], None]:

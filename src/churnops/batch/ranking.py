@@ -20,7 +20,7 @@ the number of rows; the scratch files hold about 30 bytes per row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -99,15 +99,8 @@ class RunRanker:
                 seen[customer] = seen.get(customer, 0) + 1
         return sorted(c for c, n in seen.items() if n > 1)[:limit]
 
-    def ranked(
-        self, reasons_top: int, explained: Mapping[str, str] | None = None
-    ) -> Iterator[pa.Table]:
-        """Yield the run in rank order as tables of ``RANKED_SCHEMA``.
-
-        Reasons are kept for the ``reasons_top`` riskiest rows only, so the stored run does
-        not depend on which rows a chunk happened to explain; ``explained`` (customer id
-        -> reasons) fills them in when they were computed after scoring.
-        """
+    def ranked(self) -> Iterator[pa.Table]:
+        """Yield the run in rank order as tables of ``RANKED_SCHEMA``."""
         self.close()
         bin_part, parts = _partitions(self.histogram, self.part_rows)
         writers = [
@@ -133,17 +126,6 @@ class RunRanker:
             keys = [("score", "descending"), ("customer_id", "ascending")]
             table = table.take(pc.sort_indices(table, sort_keys=keys))
             ranks = np.arange(rank + 1, rank + table.num_rows + 1, dtype=np.int64)
-            if explained and rank < reasons_top:
-                head = table.column("customer_id").slice(0, reasons_top - rank).to_pylist()
-                late = [explained.get(c) for c in head] + [None] * (table.num_rows - len(head))
-                given = table.column("reasons")
-                table = table.set_column(
-                    2, "reasons", pc.coalesce(given, pa.array(late, type=pa.string()))
-                )
-            if rank + table.num_rows > reasons_top:
-                keep = pa.array(ranks <= reasons_top)
-                reasons = pc.if_else(keep, table.column("reasons"), pa.scalar(None, pa.string()))
-                table = table.set_column(2, "reasons", reasons)
             rank += table.num_rows
             yield pa.Table.from_arrays(
                 [pa.array(ranks), *table.columns], schema=RANKED_SCHEMA

@@ -14,6 +14,8 @@ The replaced run's rows are deleted after the swap commits, in their own transac
 are already invisible), so a re-run costs no more than a first run inside the swap.
 SQLite inserts 100 rows per statement (a tenth of the per-row statement overhead of
 ``executemany``); PostgreSQL streams CSV written by Arrow through ``COPY … FROM STDIN``.
+Rows go in without reasons (most have none, and binding a NULL per row costs ~40%); the
+top ranks' reasons are set by primary key at the end of the same transaction.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ import sqlalchemy as sa
 
 from churnops.errors import ConfigError
 
-COLUMNS = "(run_id, risk_rank, customer_id, score, reasons)"
+COLUMNS = "(run_id, risk_rank, customer_id, score)"
 ROWS_PER_STATEMENT = 100  # 400 bound values: within every SQLite build's variable limit
-BOUND_PER_ROW = 4  # risk_rank, customer_id, score, reasons
 RowsWritten = Callable[[int], None]
+LateReasons = Callable[[], list[tuple[int, str]]]
+SET_REASONS = "UPDATE run_scores SET reasons = {p} WHERE run_id = {p} AND risk_rank = {p}"
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,15 @@ class RunWriter:
         day: date,
         tables: Iterable[pa.Table],
         written: RowsWritten | None = None,
+        reasons: LateReasons | None = None,
     ) -> int | None:
         """Insert the run's ranked rows and point ``day`` at the run, in one transaction.
 
-        Returns the id of the run the date showed before (None for a new date).
+        ``tables`` hold ``risk_rank``, ``customer_id`` and ``score`` in rank order;
+        ``reasons()`` is called after the last row and returns ``(risk_rank, reasons)``
+        pairs set in the same transaction — so explaining the top rows can run while
+        the run is written. Returns the id of the run the date showed before (None for a
+        new date).
         """
         raise NotImplementedError
 
@@ -116,22 +124,27 @@ class SqliteWriter(RunWriter):
         day: date,
         tables: Iterable[pa.Table],
         written: RowsWritten | None = None,
+        reasons: LateReasons | None = None,
     ) -> int | None:
         """Insert the run and move the date's pointer under one write lock."""
-        many = _values_sql(run_id, ROWS_PER_STATEMENT)
-        width = BOUND_PER_ROW * ROWS_PER_STATEMENT
+        columns = ["risk_rank", "customer_id", "score"]
+        many = _values_sql(run_id, columns, ROWS_PER_STATEMENT)
+        width = len(columns) * ROWS_PER_STATEMENT
         self.conn.execute("BEGIN IMMEDIATE")  # one writer at a time; readers go on
         try:
             for table in tables:
-                flat = _interleave(table)
+                flat = _interleave(table, columns)
                 full = len(flat) - len(flat) % width
                 for start in range(0, full, width):
                     self.conn.execute(many, flat[start : start + width])
                 if full < len(flat):
                     rest = flat[full:]
-                    self.conn.execute(_values_sql(run_id, len(rest) // BOUND_PER_ROW), rest)
+                    self.conn.execute(_values_sql(run_id, columns, len(rest) // len(columns)), rest)
                 if written is not None:
                     written(table.num_rows)
+            if reasons is not None:  # the top ranks only: a few thousand primary-key updates
+                rows = [(text, run_id, rank) for rank, text in reasons()]
+                self.conn.executemany(SET_REASONS.format(p="?"), rows)
             pause("swap", self.hook)
             previous = self.conn.execute(
                 "SELECT run_id FROM scoring_dates WHERE scoring_date = ?", (day.isoformat(),)
@@ -174,6 +187,7 @@ class PostgresWriter(RunWriter):
         day: date,
         tables: Iterable[pa.Table],
         written: RowsWritten | None = None,
+        reasons: LateReasons | None = None,
     ) -> int | None:
         """COPY the run, then move the date's pointer, committed together."""
         options = pacsv.WriteOptions(include_header=False)
@@ -185,10 +199,15 @@ class PostgresWriter(RunWriter):
                 for table in tables:
                     buffer = io.BytesIO()
                     column = pa.array(np.full(table.num_rows, run_id, dtype=np.int64))
-                    pacsv.write_csv(table.add_column(0, "run_id", column), buffer, options)
+                    rows = table.select(["risk_rank", "customer_id", "score"])
+                    pacsv.write_csv(rows.add_column(0, "run_id", column), buffer, options)
                     copy.write(buffer.getbuffer())
                     if written is not None:
                         written(table.num_rows)
+            if reasons is not None:
+                with self.conn.cursor() as cur:
+                    rows = [(text, run_id, rank) for rank, text in reasons()]
+                    cur.executemany(SET_REASONS.format(p="%s"), rows)
             pause("swap", self.hook)
             # Two runs of one date queue here; the one that commits last is the date's run.
             self.conn.execute(
@@ -211,25 +230,22 @@ class PostgresWriter(RunWriter):
             self.conn.execute(sql.format(p="%s"), params)
 
 
-def _values_sql(run_id: int, rows: int) -> str:
+def _values_sql(run_id: int, columns: list[str], rows: int) -> str:
     """A multi-row INSERT; the run id (our own integer) is a literal, not 1M bound values."""
-    row = f"({int(run_id)},?,?,?,?)"
-    return f"INSERT INTO run_scores {COLUMNS} VALUES " + ",".join([row] * rows)
+    row = f"({int(run_id)}," + ",".join("?" * len(columns)) + ")"
+    names = ", ".join(["run_id", *columns])
+    return f"INSERT INTO run_scores ({names}) VALUES " + ",".join([row] * rows)
 
 
-def _interleave(table: pa.Table) -> list[object]:
-    """Return the table's rows as one flat list of bind values (row after row)."""
-    return list(
-        chain.from_iterable(
-            zip(
-                table.column("risk_rank").to_numpy().tolist(),
-                table.column("customer_id").to_pylist(),
-                table.column("score").to_numpy().tolist(),
-                table.column("reasons").to_pylist(),
-                strict=True,
-            )
-        )
-    )
+def _interleave(table: pa.Table, columns: list[str]) -> list[object]:
+    """Return the table's ``columns`` as one flat list of bind values (row after row)."""
+    values = [
+        table.column(c).to_pylist()
+        if pa.types.is_string(table.schema.field(c).type)
+        else table.column(c).to_numpy().tolist()
+        for c in columns
+    ]
+    return list(chain.from_iterable(zip(*values, strict=True)))
 
 
 def _now_sqlite() -> str:
