@@ -124,7 +124,7 @@ def score(
                 previous = writer.swap(
                     run_id,
                     day,
-                    top.tap(ranker.ranked()),
+                    top.tap(_ahead(ranker.ranked(), depth=1)),  # sort the next partition meanwhile
                     _written(counts, progress),
                     lambda: top.reasons(explained.result()),
                 )
