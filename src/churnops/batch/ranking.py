@@ -119,7 +119,8 @@ class RunRanker:
         rank = 0
         for p in range(parts):  # partition 0 holds the highest scores
             path = self.folder / f"part-{p}.arrow"
-            table = pa.ipc.open_stream(path).read_all()
+            with _reader(path) as reader:
+                table = reader.read_all()
             path.unlink()
             if table.num_rows == 0:
                 continue
@@ -133,8 +134,14 @@ class RunRanker:
 
     @staticmethod
     def _batches(path: Path) -> Iterator[pa.RecordBatch]:
-        with pa.ipc.open_stream(path) as reader:
+        with _reader(path) as reader:
             yield from reader
+
+
+def _reader(path: Path) -> pa.ipc.RecordBatchStreamReader:
+    """Open a spill file by plain reads: a memory map (pyarrow's default for a path) would
+    count every page read so far as resident memory, which then grows with the run."""
+    return pa.ipc.open_stream(pa.OSFile(str(path), "rb"))
 
 
 def _hash_ids(customer_ids: np.ndarray) -> np.ndarray:
