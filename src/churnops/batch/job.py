@@ -214,7 +214,7 @@ def _pandas_results(
         yield score_chunk(scorer, chunk.frame, chunk.offset, candidates)
 
 
-def _ahead(results: Iterator[ChunkResult], depth: int = 2) -> Iterator[ChunkResult]:
+def _ahead(results: Iterator[ChunkResult], depth: int = 1) -> Iterator[ChunkResult]:
     """Produce ``results`` in a thread, up to ``depth`` chunks ahead of the consumer.
 
     Reading, validating and scoring the next chunk then overlaps with staging the current
