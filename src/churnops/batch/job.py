@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -34,6 +34,7 @@ from churnops.errors import ChurnopsError, ConfigError, DataValidationError
 Engine = Literal["pandas", "spark"]
 ENGINES = ("pandas", "spark")
 ProgressFn = Callable[[str, int, int], None]
+T = TypeVar("T")
 DUPLICATE_IDS = (
     "Customer ids repeat in the source (across chunks), so the run cannot give each "
     "customer one score for the date; de-duplicate the source and re-run."
@@ -214,12 +215,12 @@ def _pandas_results(
         yield score_chunk(scorer, chunk.frame, chunk.offset, candidates)
 
 
-def _ahead(results: Iterator[ChunkResult], depth: int = 1) -> Iterator[ChunkResult]:
-    """Produce ``results`` in a thread, up to ``depth`` chunks ahead of the consumer.
+def _ahead(results: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """Produce ``results`` in a thread, up to ``depth`` items ahead of the consumer.
 
-    Reading, validating and scoring the next chunk then overlaps with staging the current
-    one: LightGBM, pyarrow, numpy, sqlite3 and psycopg's COPY release the GIL for their
-    heavy parts, so on two cores the writer no longer waits for the model or vice versa.
+    Scoring the next chunk then overlaps with spilling the current one, and sorting the
+    next ranked partition with writing the current one: LightGBM, numba, pyarrow and
+    sqlite3 release the GIL for their heavy parts, so on two cores neither side waits.
     Order is kept; an error in the producer is raised here, in the consumer; when the
     consumer stops early (an error, too many rejections) the producer is told to stop.
     """

@@ -100,12 +100,8 @@ class RunWriter:
 
     def purge(self, run_id: int | None) -> None:
         """Delete the rows of a run no date points to any more."""
-        if run_id is None:
-            return
-        self._execute_in_transaction("DELETE FROM run_scores WHERE run_id = {p}", (run_id,))
-
-    def _execute_in_transaction(self, sql: str, params: tuple[object, ...]) -> None:
-        raise NotImplementedError
+        if run_id is not None:  # autocommit: one statement, its own transaction
+            self.conn.execute(f"DELETE FROM run_scores WHERE run_id = {int(run_id)}")
 
 
 class SqliteWriter(RunWriter):
@@ -161,15 +157,6 @@ class SqliteWriter(RunWriter):
             raise
         return None if previous is None else int(previous[0])
 
-    def _execute_in_transaction(self, sql: str, params: tuple[object, ...]) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            self.conn.execute(sql.format(p="?"), params)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-
 
 class PostgresWriter(RunWriter):
     """PostgreSQL: ``COPY`` the run and upsert the pointer in one transaction."""
@@ -224,10 +211,6 @@ class PostgresWriter(RunWriter):
                 (day, run_id, datetime.now(UTC)),
             )
         return None if previous is None else int(previous[0])
-
-    def _execute_in_transaction(self, sql: str, params: tuple[object, ...]) -> None:
-        with self.conn.transaction():
-            self.conn.execute(sql.format(p="%s"), params)
 
 
 def _values_sql(run_id: int, columns: list[str], rows: int) -> str:
