@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from churnops.batch.chunk import TopCandidates
 
@@ -24,7 +25,7 @@ def test_candidates_are_exactly_the_final_top_k_with_ties_broken_by_id() -> None
         ids = np.array([f"c{c}-{i:03d}" for i in range(500)], dtype=object)
         high = p >= 0.3
         X = np.column_stack([p, np.arange(500)])
-        assert all(r is None for r in top.reasons(_Model(), ids, p, X, high))
+        assert all(r is None for r in top.reasons(_Model(), pa.array(ids), p, X, high))
         seen += [(-s, i) for s, i, h in zip(p, ids, high, strict=True) if h]
     expected = [i for _, i in sorted(seen)[:k]]
     reasons = top.explain(_Model())

@@ -27,7 +27,7 @@ def _chunks(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndar
 def _ranked(tmp_path: Path, chunks: list, part_rows: int) -> pa.Table:
     ranker = RunRanker(tmp_path, part_rows)
     for ids, scores, reasons in chunks:
-        ranker.add(ids, scores, reasons)
+        ranker.add(pa.array(ids), scores, reasons)
     tables = list(ranker.ranked())
     assert all(t.num_rows <= max(part_rows, 1000) for t in tables[1:-1])  # bounded partitions
     return pa.concat_tables(tables)
@@ -55,13 +55,13 @@ def test_duplicates_are_found_across_chunks(tmp_path: Path) -> None:
     chunks = _chunks(3_000)
     (tmp_path / "ok").mkdir()
     ranker = RunRanker(tmp_path / "ok", 1000)
-    for chunk in chunks:
-        ranker.add(*chunk)
+    for ids, scores, reasons in chunks:
+        ranker.add(pa.array(ids), scores, reasons)
     assert ranker.duplicates() == []
     (tmp_path / "dup").mkdir()
     ranker = RunRanker(tmp_path / "dup", 1000)
-    for chunk in chunks:
-        ranker.add(*chunk)
+    for ids, scores, reasons in chunks:
+        ranker.add(pa.array(ids), scores, reasons)
     ids, scores, reasons = chunks[0]
-    ranker.add(ids[:2].copy(), scores[:2] / 2, reasons[:2])  # same ids, other scores
+    ranker.add(pa.array(ids[:2]), scores[:2] / 2, reasons[:2])  # same ids, other scores
     assert ranker.duplicates() == sorted(ids[:2])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from churnops.data.distinct import factorize
+from churnops.data import distinct
+from churnops.data.distinct import factorize, has_repeats, string_hashes
 
 
 def _decoded(codes: np.ndarray, uniques: np.ndarray) -> list[object]:
@@ -52,3 +54,31 @@ def test_integer_and_category_columns_are_not_hashed(monkeypatch: pytest.MonkeyP
     factorize(CASES["bool"])
     with pytest.raises(AssertionError):
         factorize(CASES["object text"])
+
+
+def test_string_hashes_depend_on_the_text_only() -> None:
+    """Equal strings hash equally whatever the array: slices, chunks, large_string."""
+    values = pa.array(["C-1", "C-2", "", None, "C-1", "ü-ß"])
+    hashes = string_hashes(values)
+    assert hashes.dtype == np.uint64
+    assert len(hashes) == 6
+    assert hashes[0] == hashes[4]
+    assert len(set(hashes[:3].tolist())) == 3
+    assert hashes[3] == hashes[2]  # a null hashes like the empty string
+    np.testing.assert_array_equal(string_hashes(values.slice(4)), hashes[4:])
+    chunked = pa.chunked_array([values.slice(0, 2), values.slice(2)])
+    np.testing.assert_array_equal(string_hashes(chunked), hashes)
+    np.testing.assert_array_equal(string_hashes(values.cast(pa.large_string())), hashes)
+    many = string_hashes(pa.array([f"c{i:07d}" for i in range(100_000)]))
+    assert len(np.unique(many)) == 100_000
+    assert np.bincount((many % 64).astype(np.int64)).min() > 1300  # buckets fill evenly
+
+
+def test_has_repeats_is_exact_and_ignores_nulls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeats of non-null text only; a shared hash alone is not a repeat."""
+    assert has_repeats(pa.array(["a", "b", "a"]))
+    assert not has_repeats(pa.array(["a", "b", None, None]))
+    assert not has_repeats(pa.array([], pa.string()))
+    monkeypatch.setattr(distinct, "_fnv1a", lambda offsets, data: np.zeros(len(offsets) - 1))
+    assert not has_repeats(pa.array(["a", "b", "c"]))  # every hash collides: strings decide
+    assert has_repeats(pa.array(["a", "b", "b"]))

@@ -95,6 +95,19 @@ def test_duplicate_and_missing_ids(clean, contract) -> None:
     assert found["missing_id"].rows == [11]
 
 
+def test_arrow_backed_ids_report_the_same_rows(clean, contract) -> None:
+    """Ids held as Arrow strings (as batch scoring reads Parquet) are checked alike."""
+    df = clean.copy()
+    df.loc[10, "customer_id"] = df.loc[0, "customer_id"]
+    df.loc[11, "customer_id"] = None
+    df["customer_id"] = df["customer_id"].astype("string[pyarrow]")
+    found = checks(df, contract)
+    assert found["duplicate_id"].rows == [0, 10]
+    assert found["missing_id"].rows == [11]
+    df.loc[10, "customer_id"] = "someone else"
+    assert "duplicate_id" not in checks(df, contract)
+
+
 def test_target_problems(clean, contract) -> None:
     """Missing labels, unknown labels and a one-class target are errors."""
     df = clean.copy()

@@ -112,3 +112,15 @@ def test_flag_dtypes_encode_identically(encoder: FeatureEncoder) -> None:
 def test_empty_table_encodes_to_no_rows(encoder: FeatureEncoder) -> None:
     """Zero rows give a (0, width) matrix, not an error."""
     assert encoder.transform(make_customers(10).iloc[:0]).shape == (0, encoder.width)
+
+
+def test_a_reused_buffer_encodes_like_a_fresh_matrix(encoder: FeatureEncoder) -> None:
+    """transform(out=) writes every cell: a dirty, larger buffer gives the same rows."""
+    df = make_customers(80, seed=6)
+    buffer = np.full((100, encoder.width), 7.0)
+    rows = encoder.transform(df, out=buffer)
+    assert rows.shape == (80, encoder.width)
+    assert np.shares_memory(rows, buffer)
+    np.testing.assert_array_equal(rows, encoder.transform(df))
+    small = np.empty((10, encoder.width))
+    assert not np.shares_memory(encoder.transform(df, out=small), small)  # too small: fresh

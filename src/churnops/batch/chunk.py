@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from churnops.data.distinct import one_array
 from churnops.data.validation import validate
 from churnops.errors import DataValidationError
 from churnops.scoring.fast import FastScorer
@@ -61,7 +63,7 @@ class TopScores:
         return float(merged.min()) if len(merged) >= self.k else -np.inf
 
     def reasons(
-        self, model: ScoringModel, ids: np.ndarray, p: np.ndarray, X: np.ndarray, high: np.ndarray
+        self, model: ScoringModel, ids: pa.Array, p: np.ndarray, X: np.ndarray, high: np.ndarray
     ) -> np.ndarray:
         """Return JSON reasons for the chunk's rows in the running top ``k`` (else None)."""
         reasons = np.full(len(p), None, dtype=object)
@@ -87,7 +89,7 @@ class TopCandidates:
         self.X: np.ndarray | None = None
 
     def reasons(
-        self, model: ScoringModel, ids: np.ndarray, p: np.ndarray, X: np.ndarray, high: np.ndarray
+        self, model: ScoringModel, ids: pa.Array, p: np.ndarray, X: np.ndarray, high: np.ndarray
     ) -> np.ndarray:
         """Keep the chunk's candidates; every row's reasons come later (None now)."""
         rows = np.flatnonzero(high)
@@ -97,7 +99,8 @@ class TopCandidates:
             if len(rows) > self.k:  # only the chunk's own top k (and ties) can enter
                 kth = np.partition(p[rows], len(rows) - self.k)[len(rows) - self.k]
                 rows = rows[p[rows] >= kth]
-            ids_ = np.concatenate([self.ids, ids[rows]])
+            chosen = ids.take(rows).to_numpy(zero_copy_only=False)
+            ids_ = np.concatenate([self.ids, chosen])
             scores = np.concatenate([self.scores, p[rows]])
             feats = X[rows] if self.X is None else np.concatenate([self.X, X[rows]])
             keep = np.lexsort((ids_, -scores))[: self.k]  # score desc, then id, as ranks
@@ -117,13 +120,18 @@ def explain_rows(model: ScoringModel, X: np.ndarray) -> list[str]:
 
 
 def score_chunk(
-    scorer: FastScorer, frame: pd.DataFrame, offset: int, top: TopScores | TopCandidates
+    scorer: FastScorer,
+    frame: pd.DataFrame,
+    offset: int,
+    top: TopScores | TopCandidates,
+    buffer: np.ndarray | None = None,
 ) -> ChunkResult:
     """Validate and score ``frame`` (rows ``offset..``); invalid rows become rejections.
 
     Probabilities come from the champion's :class:`FastScorer` (the API's exact fast path:
     compiled LightGBM trees, XGBoost inplace predict, a folded logistic dot product),
-    built once per run or Spark task.
+    built once per run or Spark task. ``buffer`` (see :func:`encode_buffer`) is reused
+    for the encoded rows, which do not outlive the call.
     """
     model = scorer.model
     contract = model.contract
@@ -140,36 +148,55 @@ def score_chunk(
     bad = np.zeros(len(frame), dtype=bool)
     if checked.bad_rows:
         bad[list(checked.bad_rows)] = True
-    positions = sorted(checked.bad_rows)
+    positions = np.array(sorted(checked.bad_rows), dtype=np.int64)
+    rejected_ids = ids.take(positions).to_pylist() if contract.id else [None] * len(positions)
     rejected = pd.DataFrame(
         {
-            "row_number": np.asarray(positions, dtype=np.int64) + offset,
-            "customer_id": ids[positions] if contract.id else [None] * len(positions),
+            "row_number": positions + offset,
+            "customer_id": rejected_ids,
             "reason": ["; ".join(checked.bad_rows[p]) for p in positions],
         },
         columns=REJECT_COLUMNS,
     )
     good = checked.frame.loc[~bad] if len(positions) else checked.frame  # no copy when clean
-    X = model.encoder.transform(good)
+    X = model.encoder.transform(good, out=buffer)
     p = scorer.many(X)
     high = p >= model.threshold
-    good_ids = ids[~bad]
+    good_ids = ids.filter(~bad) if len(positions) else ids
     reasons = top.reasons(model, good_ids, p, X, high)
     scores = pd.DataFrame(
-        {"customer_id": good_ids, "score": p, "high_risk": high, "reasons": reasons},
+        {
+            "customer_id": pd.arrays.ArrowExtensionArray(good_ids),
+            "score": p,
+            "high_risk": high,
+            "reasons": reasons,
+        },
         columns=SCORE_COLUMNS,
     )
     return ChunkResult(scores, rejected)
 
 
-def _ids(frame: pd.DataFrame, id_column: str | None, offset: int) -> np.ndarray:
-    """Return customer ids as text; without an id column, the source row number."""
+def encode_buffer(model: ScoringModel, rows: int) -> np.ndarray:
+    """Return a buffer for :func:`score_chunk` to encode chunks of up to ``rows`` rows into."""
+    return np.empty((rows, model.encoder.width), dtype=np.float64)
+
+
+def _ids(frame: pd.DataFrame, id_column: str | None, offset: int) -> pa.Array:
+    """Return customer ids as Arrow strings; without an id column, the source row number.
+
+    Arrow, not Python objects: ids are only filtered, spilled, hashed and written, and
+    Parquet sources hand them over as Arrow already (no copy).
+    """
     if id_column and id_column in frame.columns:
         values = frame[id_column]
+        if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_string(
+            values.dtype.pyarrow_dtype
+        ):
+            return one_array(pa.array(values))
         if pd.api.types.infer_dtype(values, skipna=True) == "string":
-            return values.astype(object).where(values.notna(), None).to_numpy(dtype=object)
-        return np.array([None if pd.isna(v) else _id_text(v) for v in values], dtype=object)
-    return np.array([str(offset + i) for i in range(len(frame))], dtype=object)
+            return pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+        return pa.array([None if pd.isna(v) else _id_text(v) for v in values], type=pa.string())
+    return pa.array(np.arange(offset, offset + len(frame)).astype(str))
 
 
 def _id_text(value: object) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 import pyarrow as pa
 import sqlalchemy as sa
 
-from churnops.batch.chunk import ChunkResult, TopCandidates, score_chunk
+from churnops.batch.chunk import ChunkResult, TopCandidates, encode_buffer, score_chunk
 from churnops.batch.ranking import RunRanker
 from churnops.batch.sources import ChunkedSource, open_source
 from churnops.batch.writer import PausePoint, make_writer, pause
@@ -92,7 +92,7 @@ def score(
             for n, result in enumerate(results, start=1):
                 scores = result.scores
                 ranker.add(
-                    scores["customer_id"].to_numpy(),
+                    pa.array(scores["customer_id"]),
                     scores["score"].to_numpy(),
                     scores["reasons"].to_numpy(),
                 )
@@ -210,9 +210,10 @@ def _pandas_results(
     from churnops.scoring.fast import FastScorer
 
     scorer = FastScorer(model)
+    buffer = encode_buffer(model, reader.chunk_rows)
     categorical = [f.name for f in model.contract.features if f.kind == "categorical"]
-    for chunk in reader.chunks(categorical):
-        yield score_chunk(scorer, chunk.frame, chunk.offset, candidates)
+    for chunk in reader.chunks(categorical, ids=model.contract.id):
+        yield score_chunk(scorer, chunk.frame, chunk.offset, candidates, buffer)
 
 
 def _ahead(results: Iterator[T], depth: int = 1) -> Iterator[T]:

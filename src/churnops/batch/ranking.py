@@ -24,9 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from churnops.data.distinct import one_array, string_hashes
 
 BINS = 1 << 16  # score histogram resolution: 1.5e-5 wide bins
 HASH_BUCKETS = 64
@@ -47,13 +48,16 @@ class RunRanker:
         self._spill = pa.ipc.new_stream(folder / "spill.arrow", SPILL_SCHEMA)
         self._hashes = [(folder / f"ids-{b}.u64").open("wb") for b in range(HASH_BUCKETS)]
 
-    def add(self, customer_ids: np.ndarray, scores: np.ndarray, reasons: np.ndarray) -> None:
-        """Spill one chunk of scored rows (ids as text, probabilities, JSON reasons or None)."""
+    def add(
+        self, customer_ids: pa.Array | pa.ChunkedArray, scores: np.ndarray, reasons: np.ndarray
+    ) -> None:
+        """Spill one chunk of scored rows (ids as Arrow text, probabilities, JSON or None)."""
         if len(scores) == 0:
             return
+        customer_ids = one_array(customer_ids)
         batch = pa.record_batch(
             [
-                pa.array(customer_ids, type=pa.string()),
+                customer_ids.cast(pa.string()),
                 pa.array(scores, type=pa.float64()),
                 pa.array(reasons, type=pa.string()),
             ],
@@ -61,7 +65,7 @@ class RunRanker:
         )
         self._spill.write_batch(batch)
         self.histogram += np.bincount(_bins(scores), minlength=BINS)
-        hashes = _hash_ids(customer_ids)
+        hashes = string_hashes(customer_ids)
         bucket = (hashes % HASH_BUCKETS).astype(np.uint8)
         order = np.argsort(bucket, kind="stable")  # a radix sort for 8-bit keys
         bounds = np.searchsorted(bucket[order], np.arange(HASH_BUCKETS + 1))
@@ -93,9 +97,9 @@ class RunRanker:
         wanted = np.concatenate(suspects)
         seen: dict[str, int] = {}
         for batch in self._batches(self.folder / "spill.arrow"):
-            ids = batch.column(0).to_numpy(zero_copy_only=False)
-            hit = np.isin(_hash_ids(ids), wanted)
-            for customer in ids[hit]:
+            ids = batch.column(0)
+            hit = np.isin(string_hashes(ids), wanted)
+            for customer in ids.filter(pa.array(hit)).to_pylist():
                 seen[customer] = seen.get(customer, 0) + 1
         return sorted(c for c, n in seen.items() if n > 1)[:limit]
 
@@ -142,11 +146,6 @@ def _reader(path: Path) -> pa.ipc.RecordBatchStreamReader:
     """Open a spill file by plain reads: a memory map (pyarrow's default for a path) would
     count every page read so far as resident memory, which then grows with the run."""
     return pa.ipc.open_stream(pa.OSFile(str(path), "rb"))
-
-
-def _hash_ids(customer_ids: np.ndarray) -> np.ndarray:
-    """64-bit hashes of the ids (not factorized first: run ids are nearly all distinct)."""
-    return pd.util.hash_array(np.asarray(customer_ids, dtype=object), categorize=False)
 
 
 def _bins(scores: np.ndarray) -> np.ndarray:

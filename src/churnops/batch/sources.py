@@ -43,16 +43,17 @@ class ChunkedSource:
         """Return the digest of everything read so far (the whole source after iterating)."""
         return self._hash.hexdigest()[:16]
 
-    def chunks(self, categorical: Collection[str] = ()) -> Iterator[Chunk]:
+    def chunks(self, categorical: Collection[str] = (), ids: str | None = None) -> Iterator[Chunk]:
         """Yield the source's rows chunk by chunk, in source order.
 
-        Text columns named in ``categorical`` arrive as pandas categoricals when the file
-        stores them dictionary-encoded (Parquet): decoding a dictionary column costs a
-        tenth of materialising one Python string per cell, and validation and encoding
-        then look each distinct value up once.
+        From Parquet, text columns named in ``categorical`` arrive as pandas categoricals
+        (decoding a dictionary column costs a tenth of materialising one Python string per
+        cell, and validation and encoding then look each distinct value up once), and the
+        ``ids`` column as Arrow-backed strings (``string[pyarrow]``, no copy): ids are
+        nearly all distinct, so they are only checked, hashed and written, never looked up.
         """
         if self.kind == "parquet":
-            frames = self._parquet(categorical)
+            frames = self._parquet(categorical, ids)
         else:
             frames = {"csv": self._csv, "sql": self._sql}[self.kind]()
         offset = 0
@@ -69,7 +70,7 @@ class ChunkedSource:
             while block := file.read(1 << 20):
                 self._hash.update(block)
 
-    def _parquet(self, categorical: Collection[str]) -> Iterator[pd.DataFrame]:
+    def _parquet(self, categorical: Collection[str], ids: str | None) -> Iterator[pd.DataFrame]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -82,7 +83,14 @@ class ChunkedSource:
         # until the file closes, so memory grew with the file (~20 bytes per row).
         with pq.ParquetFile(self.path, read_dictionary=dictionary, pre_buffer=False) as file:
             for batch in file.iter_batches(batch_size=self.chunk_rows):
-                yield batch.to_pandas()
+                if ids not in text:
+                    yield batch.to_pandas()
+                    continue
+                position = batch.schema.get_field_index(ids)
+                frame = batch.drop_columns([ids]).to_pandas()
+                arrow_ids = pd.arrays.ArrowExtensionArray(batch.column(position))
+                frame.insert(position, ids, pd.Series(arrow_ids, index=frame.index))
+                yield frame
 
     def _csv(self) -> Iterator[pd.DataFrame]:
         sep = "\t" if self.path.suffix.lower() == ".tsv" else ","  # type: ignore[union-attr]

@@ -95,7 +95,8 @@ def _scorer(model: Any, reasons_top: int) -> Any:
         for batch in batches:
             rows = batch.pop(ROW_COLUMN).to_numpy()
             result = score_chunk(scorer, batch.reset_index(drop=True), 0, top)
-            scores = result.scores.assign(row_number=None, reason=None)
+            ids = result.scores["customer_id"].astype(object)  # Spark's Arrow writer wants text
+            scores = result.scores.assign(customer_id=ids, row_number=None, reason=None)
             rejected = result.rejected.assign(
                 row_number=rows[result.rejected["row_number"].to_numpy(dtype=int)],
                 score=None,

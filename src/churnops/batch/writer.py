@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -221,14 +220,19 @@ def _values_sql(run_id: int, columns: list[str], rows: int) -> str:
 
 
 def _interleave(table: pa.Table, columns: list[str]) -> list[object]:
-    """Return the table's ``columns`` as one flat list of bind values (row after row)."""
-    values = [
-        table.column(c).to_pylist()
-        if pa.types.is_string(table.schema.field(c).type)
-        else table.column(c).to_numpy().tolist()
-        for c in columns
-    ]
-    return list(chain.from_iterable(zip(*values, strict=True)))
+    """Return the table's ``columns`` as one flat list of bind values (row after row).
+
+    Each column lands in its slice (``flat[i::n]``): a C-level copy per column, half the
+    cost of zipping rows into tuples and chaining them.
+    """
+    flat: list[object] = [None] * (table.num_rows * len(columns))
+    for i, name in enumerate(columns):
+        column = table.column(name)
+        if pa.types.is_string(column.type):
+            flat[i :: len(columns)] = column.to_pylist()
+        else:
+            flat[i :: len(columns)] = column.to_numpy().tolist()
+    return flat
 
 
 def _now_sqlite() -> str:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import BaseModel
 
 from churnops.data.contract import (
@@ -22,7 +23,7 @@ from churnops.data.contract import (
     clean_cell,
     label_key,
 )
-from churnops.data.distinct import factorize
+from churnops.data.distinct import factorize, has_repeats
 
 Severity = Literal["error", "warning"]
 MAX_ROWS_SHOWN = 10
@@ -303,9 +304,9 @@ class _Checker:
         ids = self.frame[name]
         missing = ids.isna()
         self._row_error(missing, "missing_id", name, "have no id")
-        # keep="first" is the cheaper pass and settles the usual case, no duplicates at all;
-        # only then are all rows sharing an id marked.
-        if ids.duplicated(keep="first").any():
+        # A cheap pass settles the usual case, no duplicates at all; only then are all rows
+        # sharing an id marked.
+        if _repeats(ids):
             dup = ~missing & ids.duplicated(keep=False)
             self._row_error(dup, "duplicate_id", name, "share an id with another row", ids)
 
@@ -349,3 +350,10 @@ def _cleaned_column(raw: pd.Series, codes: np.ndarray, cleaned: np.ndarray) -> p
     remap = np.array([position.get(c, -1) for c in cleaned], dtype=np.int64)
     values = pd.Categorical.from_codes(remap[codes], categories=pd.Index(levels, dtype=object))
     return pd.Series(values, index=raw.index, name=raw.name)
+
+
+def _repeats(ids: pd.Series) -> bool:
+    """Return True when a non-missing id occurs twice (Arrow strings: by hashes, no objects)."""
+    if isinstance(ids.dtype, pd.ArrowDtype) and pa.types.is_string(ids.dtype.pyarrow_dtype):
+        return has_repeats(pa.array(ids))
+    return bool(ids.duplicated(keep="first").any())
