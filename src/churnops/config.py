@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     pipeline_id: str | None = "customer_id"
 
     batch_chunk_rows: int = Field(
-        200_000, ge=1, description="Rows per batch-scoring chunk; memory is bounded by it."
+        100_000, ge=1, description="Rows per batch-scoring chunk; memory is bounded by it."
     )
     max_rejected_share: float = Field(
         0.05, ge=0.0, le=1.0, description="A batch run fails when more rows than this are invalid."

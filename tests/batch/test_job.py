@@ -120,6 +120,33 @@ def test_invalid_rows_are_rejected_with_reasons_and_the_rest_scored(
     assert len(read_scores(store_url, DAY.isoformat())) == 347
 
 
+def test_parquet_ids_missing_or_repeated_in_a_chunk_are_rejected(
+    trained_home: Path, sqlite_url: str, tmp_path: Path, batch_customers: pd.DataFrame
+) -> None:
+    """Parquet ids (read as Arrow strings): a missing id and both rows of a repeated one."""
+    df = batch_customers.copy()
+    df.loc[20, "customer_id"] = None
+    df.loc[31, "customer_id"] = df.loc[30, "customer_id"]  # same chunk of 100
+    df.loc[40, "contract"] = "Lifetime"
+    path = tmp_path / "dirty.parquet"
+    df.to_parquet(path, index=False)
+
+    run = score(batch_settings(trained_home, sqlite_url), path, scoring_date=DAY)
+
+    assert (run["rows_scored"], run["rows_rejected"]) == (346, 4)
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        rejected = pd.read_sql(sa.text("SELECT * FROM rejected_rows ORDER BY row_number"), conn)
+    engine.dispose()
+    assert rejected["row_number"].tolist() == [20, 30, 31, 40]
+    assert rejected["customer_id"].isna().tolist() == [True, False, False, False]
+    assert rejected["customer_id"][1] == rejected["customer_id"][2] == df.loc[30, "customer_id"]
+    assert "share an id" in rejected["reason"][1]
+    scored = read_scores(sqlite_url, DAY.isoformat())
+    assert df.loc[30, "customer_id"] not in set(scored["customer_id"])
+    assert scored["customer_id"].is_unique
+
+
 def test_too_many_rejected_rows_fail_the_run_and_keep_the_previous_scores(
     trained_home: Path,
     sqlite_url: str,

@@ -120,7 +120,7 @@ def open_source(
     *,
     db: str | None = None,
     table: str | None = None,
-    chunk_rows: int = 200_000,
+    chunk_rows: int = 100_000,
 ) -> ChunkedSource:
     """Check that a source exists and open it for chunked reading."""
     file = checked_file(path, db=db, table=table)

@@ -85,7 +85,7 @@ class FeatureEncoder:
 
         ``out``: a float64 buffer of at least ``len(df)`` rows and ``width`` columns to
         write into (the result is a view of its first rows). Batch scoring passes one
-        buffer for every chunk: a fresh matrix of a 200,000-row chunk is ~70 MB of new
+        buffer for every chunk: a fresh matrix of a 100,000-row chunk is ~30 MB of new
         pages, and the kernel faulting them in cost more than encoding them.
         """
         # Each source column becomes one contiguous row of ``dense`` (numbers, 0/1 flags) or
