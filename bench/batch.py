@@ -1,7 +1,7 @@
 """Batch scoring benchmark: ratios measured in one run (not a test; numbers are printed).
 
     .venv/bin/python bench/batch.py [--rows 1000000] [--big-rows 10000000]
-                                    [--spark-rows 200000] [--skip-spark] [--skip-memory]
+                                    [--spark-rows 1000000] [--skip-spark] [--skip-memory]
 
 1. Synthetic data: ``--rows`` customers to Parquet with churnops.data.synth.
 2. ``--rows`` from Parquet, validated, scored and written, into SQLite and into PostgreSQL
@@ -14,9 +14,9 @@
    no atomic swap.
 3. Peak RSS of a child process scoring ``--rows`` and ``--big-rows`` (chunking: flat).
 4. Spark, on ``--spark-rows`` rows: the churnops engine (mapInPandas over ScoringModel:
-   validation + scores + reasons) vs plain ``mlflow.pyfunc.spark_udf`` (scores only) on
-   the same Parquet, both into Spark's ``noop`` sink, plus the churnops engine end to end
-   (into SQLite).
+   validation + scores + each task's top-k candidates for reasons) vs plain
+   ``mlflow.pyfunc.spark_udf`` (scores only) on the same Parquet, both into Spark's
+   ``noop`` sink, plus the churnops engine end to end (into SQLite, reasons explained).
 The model is a LightGBM champion trained on the demo data.
 """
 
@@ -44,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--big-rows", type=int, default=10_000_000)
-    parser.add_argument("--spark-rows", type=int, default=200_000)
+    parser.add_argument("--spark-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-spark", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--child", nargs=2, metavar=("HOME", "SOURCE"), help=argparse.SUPPRESS)
@@ -254,8 +254,7 @@ def _spark(settings, source: Path, url: str) -> dict:
 
     from churnops import registry
     from churnops.batch import score
-    from churnops.batch.chunk import TopScores, score_chunk
-    from churnops.batch.spark import OUTPUT_SCHEMA, spark_session
+    from churnops.batch.spark import OUTPUT_SCHEMA, ROW_COLUMN, spark_session, task_scorer
 
     model = registry.load_model(settings).model
     with tempfile.TemporaryDirectory(prefix="churnops-bench-spark-") as tmp:
@@ -264,17 +263,10 @@ def _spark(settings, source: Path, url: str) -> dict:
         frame = spark.read.parquet(str(source)).drop("churn")
         rows = frame.count()
 
-        def ours(batches):
-            from churnops.scoring.fast import FastScorer
-
-            scorer = FastScorer(model)
-            top = TopScores(settings.reasons_top)
-            for batch in batches:
-                result = score_chunk(scorer, batch, 0, top).scores
-                yield result.assign(row_number=None, reason=None)
-
         t = time.perf_counter()
-        frame.mapInPandas(ours, OUTPUT_SCHEMA).write.format("noop").mode("overwrite").save()
+        ours = task_scorer(model, settings.reasons_top)
+        numbered = frame.withColumn(ROW_COLUMN, F.monotonically_increasing_id())  # as _read does
+        numbered.mapInPandas(ours, OUTPUT_SCHEMA).write.format("noop").mode("overwrite").save()
         engine_s = time.perf_counter() - t
         udf = registry.spark_udf(spark, settings)
         t = time.perf_counter()

@@ -25,7 +25,7 @@ def test_candidates_are_exactly_the_final_top_k_with_ties_broken_by_id() -> None
         ids = np.array([f"c{c}-{i:03d}" for i in range(500)], dtype=object)
         high = p >= 0.3
         X = np.column_stack([p, np.arange(500)])
-        assert all(r is None for r in top.reasons(_Model(), pa.array(ids), p, X, high))
+        top.offer(pa.array(ids), p, X, high)
         seen += [(-s, i) for s, i, h in zip(p, ids, high, strict=True) if h]
     expected = [i for _, i in sorted(seen)[:k]]
     reasons = top.explain(_Model())
@@ -33,3 +33,24 @@ def test_candidates_are_exactly_the_final_top_k_with_ties_broken_by_id() -> None
     assert (
         reasons[expected[0]] == '[{"feature":"f","contribution":' + f"{-sorted(seen)[0][0]}" + "}]"
     )
+
+
+def test_candidates_sent_by_tasks_merge_into_the_same_top_k() -> None:
+    """Spark tasks' candidates (rows with feature bytes) merge into the one-process top k."""
+    rng = np.random.default_rng(5)
+    k, width = 30, 3
+    whole, tasks = TopCandidates(k), [TopCandidates(k) for _ in range(3)]
+    for t in range(9):
+        p = np.round(rng.random(400), 2)
+        ids = pa.array([f"t{t}-{i:03d}" for i in range(400)])
+        X = rng.random((400, width))
+        high = p >= 0.5
+        whole.offer(ids, p, X, high)
+        tasks[t % 3].offer(ids, p, X, high)
+    driver = TopCandidates(k)
+    for task in tasks:
+        driver.offer_frame(task.frame(), width)
+    assert driver.ids.tolist() == whole.ids.tolist()
+    np.testing.assert_array_equal(driver.X, whole.X)
+    driver.offer_frame(TopCandidates(k).frame(), width)  # a task with no candidates
+    assert len(driver.ids) == k

@@ -13,7 +13,6 @@ import sqlalchemy as sa
 
 from churnops import registry
 from churnops.batch import high_risk, score
-from churnops.batch.chunk import TopScores
 from churnops.errors import DataSourceError, DataValidationError
 from tests.batch.conftest import batch_settings, read_scores
 
@@ -209,17 +208,3 @@ def test_high_risk_report_lists_the_riskiest_first_with_reasons(
     ranks = [c["risk_rank"] for c in report["customers"]]
     assert ranks == [1, 2, 3, 4, 5]
     assert all(c["reasons"] for c in report["customers"])
-
-
-def test_top_scores_explain_every_row_of_the_final_top_k() -> None:
-    """Rows explained chunk by chunk include every row of the run's final top k."""
-    rng = np.random.default_rng(0)
-    chunks = [rng.random(1000) for _ in range(20)]
-    top = TopScores(50)
-    explained = []
-    for chunk in chunks:
-        cutoff = top.cutoff(chunk)
-        explained.append(chunk[chunk >= cutoff])
-    final = np.sort(np.concatenate(chunks))[-50:]
-    assert set(final) <= set(np.concatenate(explained))
-    assert sum(len(e) for e in explained) < 2000  # far fewer than the 20,000 rows

@@ -43,5 +43,5 @@ def test_spark_scores_equal_pandas_scores_and_reject_the_same_rows(
     np.testing.assert_allclose(b["score"], a["score"], rtol=0, atol=1e-9)
     assert (a["high_risk"] == b["high_risk"]).all()
     assert (a["risk_rank"] == b["risk_rank"]).all()
-    top = a["risk_rank"] <= 5
-    assert (a.loc[top, "reasons"] == b.loc[top, "reasons"]).all()
+    assert a["reasons"].notna().any()
+    assert (a["reasons"].fillna("-") == b["reasons"].fillna("-")).all()  # the same top k

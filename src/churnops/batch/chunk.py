@@ -22,7 +22,7 @@ from churnops.scoring.model import ScoringModel
 
 # Validation errors that are about the table, not rows: nothing in the chunk can be scored.
 TABLE_ERRORS = {"missing_columns"}
-SCORE_COLUMNS = ["customer_id", "score", "high_risk", "reasons"]
+SCORE_COLUMNS = ["customer_id", "score", "high_risk"]
 REJECT_COLUMNS = ["row_number", "customer_id", "reason"]
 
 
@@ -30,7 +30,7 @@ REJECT_COLUMNS = ["row_number", "customer_id", "reason"]
 class ChunkResult:
     """What one chunk produced: scored rows and rejected rows."""
 
-    scores: pd.DataFrame  # SCORE_COLUMNS; reasons is JSON text or None
+    scores: pd.DataFrame  # SCORE_COLUMNS
     rejected: pd.DataFrame  # REJECT_COLUMNS
 
     @property
@@ -39,47 +39,14 @@ class ChunkResult:
         return len(self.scores) + len(self.rejected)
 
 
-class TopScores:
-    """Explain rows as their chunk is scored: those among the ``k`` riskiest seen so far.
-
-    For engines that cannot keep state across chunks (Spark tasks). Every row that ends
-    up in the run's final top ``k`` was in the running top ``k`` when its chunk was
-    scored, so it has reasons; the work stays near ``k * (1 + ln(rows / k))`` rows. The
-    ranker keeps reasons for the final top ``k`` only.
-    """
-
-    def __init__(self, k: int) -> None:
-        self.k = k
-        self.best = np.empty(0, dtype=np.float64)
-
-    def cutoff(self, scores: np.ndarray) -> float:
-        """Add ``scores`` and return the score a row needs to be in the running top ``k``."""
-        if self.k <= 0:
-            return np.inf
-        merged = np.concatenate([self.best, scores])
-        if len(merged) > self.k:
-            merged = np.partition(merged, len(merged) - self.k)[-self.k :]
-        self.best = merged
-        return float(merged.min()) if len(merged) >= self.k else -np.inf
-
-    def reasons(
-        self, model: ScoringModel, ids: pa.Array, p: np.ndarray, X: np.ndarray, high: np.ndarray
-    ) -> np.ndarray:
-        """Return JSON reasons for the chunk's rows in the running top ``k`` (else None)."""
-        reasons = np.full(len(p), None, dtype=object)
-        explain = np.flatnonzero(high & (p >= self.cutoff(p[high])))
-        if len(explain):
-            reasons[explain] = explain_rows(model, X[explain])
-        return reasons
-
-
 class TopCandidates:
     """Keep the ``k`` riskiest high-risk rows with their encoded features; explain once.
 
-    For the in-process engine: explanations (TreeSHAP) cost ~30x a prediction, so instead
-    of explaining rows that *might* end in the top ``k`` chunk by chunk, the candidates'
-    feature rows (``k`` x width floats) are kept and exactly the final top ``k`` are
-    explained at the end, ordered as the ranks are (score desc, customer id asc).
+    Explanations (TreeSHAP) cost ~30x a prediction, so instead of explaining rows that
+    *might* end in the top ``k`` chunk by chunk, the candidates' feature rows (``k`` x
+    width floats) are kept and exactly the final top ``k`` are explained at the end,
+    ordered as the ranks are (score desc, customer id asc). Spark tasks keep their own and
+    send them to the driver (:meth:`frame`), which merges them with :meth:`offer`.
     """
 
     def __init__(self, k: int) -> None:
@@ -88,10 +55,8 @@ class TopCandidates:
         self.scores = np.empty(0, dtype=np.float64)
         self.X: np.ndarray | None = None
 
-    def reasons(
-        self, model: ScoringModel, ids: pa.Array, p: np.ndarray, X: np.ndarray, high: np.ndarray
-    ) -> np.ndarray:
-        """Keep the chunk's candidates; every row's reasons come later (None now)."""
+    def offer(self, ids: pa.Array, p: np.ndarray, X: np.ndarray, high: np.ndarray) -> None:
+        """Keep those of the rows (ids, probabilities, encoded features) that enter the top k."""
         rows = np.flatnonzero(high)
         if len(self.scores) >= self.k:  # only rows at or above the current k-th can enter
             rows = rows[p[rows] >= self.scores[-1]]
@@ -105,7 +70,20 @@ class TopCandidates:
             feats = X[rows] if self.X is None else np.concatenate([self.X, X[rows]])
             keep = np.lexsort((ids_, -scores))[: self.k]  # score desc, then id, as ranks
             self.ids, self.scores, self.X = ids_[keep], scores[keep], feats[keep]
-        return np.full(len(p), None, dtype=object)
+
+    def frame(self) -> pd.DataFrame:
+        """Return the candidates as rows: ``customer_id``, ``score``, ``features`` (bytes)."""
+        features = [] if self.X is None else [row.tobytes() for row in self.X]
+        return pd.DataFrame({"customer_id": self.ids, "score": self.scores, "features": features})
+
+    def offer_frame(self, frame: pd.DataFrame, width: int) -> None:
+        """Merge candidates sent as :meth:`frame` rows (by another task) into these."""
+        if frame.empty:
+            return
+        X = np.frombuffer(b"".join(frame["features"]), dtype=np.float64).reshape(-1, width)
+        p = frame["score"].to_numpy(dtype=np.float64)
+        ids = pa.array(frame["customer_id"], type=pa.string())
+        self.offer(ids, p, X, np.ones(len(frame), dtype=bool))
 
     def explain(self, model: ScoringModel) -> dict[str, str]:
         """Return JSON reasons of the final top ``k`` high-risk rows, by customer id."""
@@ -123,15 +101,16 @@ def score_chunk(
     scorer: FastScorer,
     frame: pd.DataFrame,
     offset: int,
-    top: TopScores | TopCandidates,
+    top: TopCandidates,
     buffer: np.ndarray | None = None,
 ) -> ChunkResult:
     """Validate and score ``frame`` (rows ``offset..``); invalid rows become rejections.
 
     Probabilities come from the champion's :class:`FastScorer` (the API's exact fast path:
     compiled LightGBM trees, XGBoost inplace predict, a folded logistic dot product),
-    built once per run or Spark task. ``buffer`` (see :func:`encode_buffer`) is reused
-    for the encoded rows, which do not outlive the call.
+    built once per run or Spark task. The riskiest rows are offered to ``top``, to be
+    explained once the run's top is known. ``buffer`` (see :func:`encode_buffer`) is
+    reused for the encoded rows, which do not outlive the call.
     """
     model = scorer.model
     contract = model.contract
@@ -163,14 +142,9 @@ def score_chunk(
     p = scorer.many(X)
     high = p >= model.threshold
     good_ids = ids.filter(~bad) if len(positions) else ids
-    reasons = top.reasons(model, good_ids, p, X, high)
+    top.offer(good_ids, p, X, high)
     scores = pd.DataFrame(
-        {
-            "customer_id": pd.arrays.ArrowExtensionArray(good_ids),
-            "score": p,
-            "high_risk": high,
-            "reasons": reasons,
-        },
+        {"customer_id": pd.arrays.ArrowExtensionArray(good_ids), "score": p, "high_risk": high},
         columns=SCORE_COLUMNS,
     )
     return ChunkResult(scores, rejected)

@@ -91,11 +91,7 @@ def score(
             results = _results(engine, model, reader, settings, spark_master, candidates)
             for n, result in enumerate(results, start=1):
                 scores = result.scores
-                ranker.add(
-                    pa.array(scores["customer_id"]),
-                    scores["score"].to_numpy(),
-                    scores["reasons"].to_numpy(),
-                )
+                ranker.add(pa.array(scores["customer_id"]), scores["score"].to_numpy())
                 _record_rejected(store, run_id, result)
                 counts["rows_in"] += result.rows_in
                 counts["rows_scored"] += len(scores)
@@ -151,14 +147,13 @@ def _results(
 ) -> Iterator[ChunkResult]:
     """Return the engine's chunk results, produced in a thread ahead of the consumer.
 
-    The pandas engine hands the riskiest rows to ``candidates`` (explained after scoring);
-    Spark tasks explain their own running top rows (they share no state).
+    Both engines hand the riskiest rows to ``candidates`` (explained after scoring).
     """
     if engine == "spark":
         from churnops.batch.spark import spark_results
 
         master = spark_master or settings.spark_master
-        return _ahead(spark_results(model, reader, settings, master))
+        return _ahead(spark_results(model, reader, settings, master, candidates))
     return _ahead(_pandas_results(model, reader, candidates))
 
 
@@ -170,24 +165,22 @@ class _TopRanks:
         self.head: list[pa.Table] = []
 
     def tap(self, tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
-        """Pass ``tables`` through, keeping rank, id and reasons of the first ``k`` rows."""
+        """Pass ``tables`` through, keeping rank and id of the first ``k`` rows."""
         seen = 0
         for table in tables:
             if seen < self.k:
-                keep = table.slice(0, self.k - seen)
-                self.head.append(keep.select(["risk_rank", "customer_id", "reasons"]))
+                self.head.append(table.slice(0, self.k - seen).select(["risk_rank", "customer_id"]))
             seen += table.num_rows
             yield table
 
     def reasons(self, explained: Mapping[str, str]) -> list[tuple[int, str]]:
-        """Return (rank, reasons) of the top rows: computed in the chunk, or after scoring."""
+        """Return (rank, reasons) of the top rows that were explained (the high-risk ones)."""
         rows = []
         for table in self.head:
-            columns = [table.column(i).to_pylist() for i in range(3)]
-            for rank, customer, given in zip(*columns, strict=True):
-                text = given or explained.get(customer)
-                if text is not None:
-                    rows.append((rank, text))
+            ranks, customers = (table.column(i).to_pylist() for i in range(2))
+            for rank, customer in zip(ranks, customers, strict=True):
+                if customer in explained:
+                    rows.append((rank, explained[customer]))
         return rows
 
 

@@ -31,9 +31,7 @@ from churnops.data.distinct import one_array, string_hashes
 
 BINS = 1 << 16  # score histogram resolution: 1.5e-5 wide bins
 HASH_BUCKETS = 64
-SPILL_SCHEMA = pa.schema(
-    [("customer_id", pa.string()), ("score", pa.float64()), ("reasons", pa.string())]
-)
+SPILL_SCHEMA = pa.schema([("customer_id", pa.string()), ("score", pa.float64())])
 RANKED_SCHEMA = pa.schema([("risk_rank", pa.int64()), *SPILL_SCHEMA])
 
 
@@ -48,10 +46,8 @@ class RunRanker:
         self._spill = pa.ipc.new_stream(folder / "spill.arrow", SPILL_SCHEMA)
         self._hashes = [(folder / f"ids-{b}.u64").open("wb") for b in range(HASH_BUCKETS)]
 
-    def add(
-        self, customer_ids: pa.Array | pa.ChunkedArray, scores: np.ndarray, reasons: np.ndarray
-    ) -> None:
-        """Spill one chunk of scored rows (ids as Arrow text, probabilities, JSON or None)."""
+    def add(self, customer_ids: pa.Array | pa.ChunkedArray, scores: np.ndarray) -> None:
+        """Spill one chunk of scored rows (ids as Arrow text, probabilities)."""
         if len(scores) == 0:
             return
         customer_ids = one_array(customer_ids)
@@ -59,7 +55,6 @@ class RunRanker:
             [
                 customer_ids.cast(pa.string()),
                 pa.array(scores, type=pa.float64()),
-                pa.array(reasons, type=pa.string()),
             ],
             schema=SPILL_SCHEMA,
         )

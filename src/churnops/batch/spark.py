@@ -1,10 +1,13 @@
 """The Spark engine: the same per-chunk scoring path, run by Spark workers.
 
 ``mapInPandas`` hands each worker Arrow batches of the source; each batch goes through
-:func:`churnops.batch.chunk.score_chunk` — validation, the champion's ScoringModel, reasons —
-so Spark and pandas produce the same scores by construction. Results are staged as
-Parquet in a scratch folder and streamed back by the driver into the same writer, so the
-date is swapped in one transaction exactly as with the pandas engine.
+:func:`churnops.batch.chunk.score_chunk` — validation, the champion's ScoringModel — so
+Spark and pandas produce the same scores by construction. Each task keeps its own top k
+candidates for reasons (with their encoded features) and sends them after its scores;
+the driver merges them and explains the run's final top k once, as the pandas engine
+does. Results are staged as Parquet in a scratch folder and streamed back by the driver
+into the same ranker and writer, so the date is swapped in one transaction exactly as
+with the pandas engine.
 Workers run ``sys.executable`` (``PYSPARK_PYTHON``) so they import the same packages.
 """
 
@@ -17,17 +20,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from churnops.batch.chunk import REJECT_COLUMNS, ChunkResult, TopScores, score_chunk
+from churnops.batch.chunk import REJECT_COLUMNS, ChunkResult, TopCandidates, score_chunk
 from churnops.batch.sources import ChunkedSource
 from churnops.config import Settings
 from churnops.errors import ConfigError
 
 OUTPUT_SCHEMA = (
-    "customer_id string, score double, high_risk boolean, reasons string, "
-    "row_number long, reason string"
+    "customer_id string, score double, high_risk boolean, row_number long, reason string, "
+    "features binary"
 )
+OUTPUT_COLUMNS = ["customer_id", "score", "high_risk", "row_number", "reason", "features"]
 ROW_COLUMN = "_churnops_row"
 
 
@@ -51,9 +56,16 @@ def spark_session(master: str, scratch: Path) -> Any:
 
 
 def spark_results(
-    model: Any, reader: ChunkedSource, settings: Settings, master: str
+    model: Any,
+    reader: ChunkedSource,
+    settings: Settings,
+    master: str,
+    candidates: TopCandidates,
 ) -> Iterator[ChunkResult]:
-    """Score ``reader``'s source on Spark and yield the staged results chunk by chunk."""
+    """Score ``reader``'s source on Spark and yield the staged results chunk by chunk.
+
+    The tasks' candidates for reasons are merged into ``candidates``.
+    """
     if reader.kind == "sql":
         raise ConfigError(
             "--engine spark reads CSV or Parquet files; score SQL tables with --engine pandas "
@@ -66,11 +78,12 @@ def spark_results(
         staged = scratch / "staged"
         try:
             frame = _read(spark, reader)
-            scored = frame.mapInPandas(_scorer(model, settings.reasons_top), OUTPUT_SCHEMA)
+            scored = frame.mapInPandas(task_scorer(model, settings.reasons_top), OUTPUT_SCHEMA)
             scored.write.parquet(str(staged))
         finally:
             spark.stop()
-        yield from _read_staged(staged, settings.batch_chunk_rows)
+        width = model.encoder.width
+        yield from _read_staged(staged, settings.batch_chunk_rows, candidates, width)
 
 
 def _read(spark: Any, reader: ChunkedSource) -> Any:
@@ -86,12 +99,14 @@ def _read(spark: Any, reader: ChunkedSource) -> Any:
     return frame.withColumn(ROW_COLUMN, F.monotonically_increasing_id())
 
 
-def _scorer(model: Any, reasons_top: int) -> Any:
+def task_scorer(model: Any, reasons_top: int) -> Any:
+    """Return the ``mapInPandas`` function: score each batch, then send the task's top k."""
+
     def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from churnops.scoring.fast import FastScorer
 
         scorer = FastScorer(model)  # per task: compiled on the worker, not pickled
-        top = TopScores(reasons_top)  # one per task: each keeps reasons for its own top k
+        top = TopCandidates(reasons_top)  # per task; the driver merges them
         for batch in batches:
             rows = batch.pop(ROW_COLUMN).to_numpy()
             result = score_chunk(scorer, batch.reset_index(drop=True), 0, top)
@@ -99,27 +114,30 @@ def _scorer(model: Any, reasons_top: int) -> Any:
             scores = result.scores.assign(customer_id=ids, row_number=None, reason=None)
             rejected = result.rejected.assign(
                 row_number=rows[result.rejected["row_number"].to_numpy(dtype=int)],
-                score=None,
+                score=np.nan,
                 high_risk=None,
-                reasons=None,
             )
-            columns = ["customer_id", "score", "high_risk", "reasons", "row_number", "reason"]
-            if rejected.empty:
-                yield scores[columns]
-            else:
-                yield pd.concat([scores[columns], rejected[columns]], ignore_index=True)
+            parts = [scores, rejected] if len(rejected) else [scores]
+            yield pd.concat(parts, ignore_index=True).assign(features=None)[OUTPUT_COLUMNS]
+        candidates = top.frame().assign(high_risk=True, row_number=None, reason=None)
+        yield candidates[OUTPUT_COLUMNS]
 
     return score_batches
 
 
-def _read_staged(staged: Path, chunk_rows: int) -> Iterator[ChunkResult]:
+def _read_staged(
+    staged: Path, chunk_rows: int, candidates: TopCandidates, width: int
+) -> Iterator[ChunkResult]:
     import pyarrow.dataset as ds
 
     dataset = ds.dataset(str(staged), format="parquet")
     for batch in dataset.to_batches(batch_size=chunk_rows):
         frame = batch.to_pandas()
+        offered = frame["features"].notna()
+        candidates.offer_frame(frame.loc[offered], width)
+        frame = frame.loc[~offered]
         bad = frame["reason"].notna()
-        scores = frame.loc[~bad, ["customer_id", "score", "high_risk", "reasons"]]
+        scores = frame.loc[~bad, ["customer_id", "score", "high_risk"]]
         scores = scores.astype({"high_risk": bool}).reset_index(drop=True)
         rejected = frame.loc[bad, REJECT_COLUMNS].reset_index(drop=True)
         yield ChunkResult(scores, rejected)
