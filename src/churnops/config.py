@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         10_000, ge=0, description="Batch runs store reasons for at least the N riskiest customers."
     )
     spark_master: str = Field("local[*]", description="Spark master for --engine spark.")
+    batch_stale_minutes: float = Field(
+        30.0,
+        gt=0.0,
+        description="A running batch run whose heartbeat is older than this is taken as dead "
+        "(killed on another host) and closed as abandoned by the next run.",
+    )
     batch_test_pause_at: str = Field(
         "",
         description="Testing hook: a point of a batch run ('chunk N' or 'swap') to pause at, "

@@ -29,6 +29,7 @@ def test_scores_every_customer_once_ranked_with_the_champions_probabilities(
 
     assert run["status"] == "succeeded"
     assert (run["rows_in"], run["rows_scored"], run["rows_rejected"]) == (350, 350, 0)
+    assert run["heartbeat_at"] >= run["started_at"]  # beat at least before the swap
     rows = read_scores(store_url, DAY.isoformat())
     assert len(rows) == 350
     assert rows["risk_rank"].tolist() == list(range(1, 351))

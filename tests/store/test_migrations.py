@@ -15,7 +15,7 @@ from churnops.config import Settings
 from churnops.store import Base, RegistryEvent, session_scope, upgrade
 from tests.batch.conftest import postgres_schema_url
 
-HEAD = "0005_score_pointer"
+HEAD = "0006_run_heartbeat"
 
 
 def _check(url: str) -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -78,14 +78,17 @@ def score(
     loaded = registry.load_model(settings)
     model, version = loaded.model, loaded.version
     store = get_engine(settings)
-    sweep(store)
+    sweep(store, stale_after=timedelta(minutes=settings.batch_stale_minutes))
     started = time.perf_counter()
     run_id = _start_run(store, reader, day, engine, version.name, version.version, model)
     counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "high_risk": 0}
     hook = PausePoint(settings.batch_test_pause_at, settings.batch_test_pause)
     settings.home.mkdir(parents=True, exist_ok=True)
     try:
-        with tempfile.TemporaryDirectory(prefix="scoring-run-", dir=settings.home) as scratch:
+        with (
+            Heartbeat(store, run_id),
+            tempfile.TemporaryDirectory(prefix="scoring-run-", dir=settings.home) as scratch,
+        ):
             ranker = RunRanker(Path(scratch), settings.batch_chunk_rows)
             candidates = TopCandidates(settings.reasons_top)
             results = _results(engine, model, reader, settings, spark_master, candidates)
@@ -308,9 +311,46 @@ def _start_run(
                 high_risk=0,
                 pid=os.getpid(),
                 host=socket.gethostname(),
+                heartbeat_at=datetime.now(UTC),
             )
         )
         return int(result.inserted_primary_key[0])
+
+
+class Heartbeat:
+    """Refresh a run's ``heartbeat_at`` every ``every`` seconds from a background thread.
+
+    A thread, not a beat per chunk: a run also lives through phases with no chunk to count
+    (a Spark job computing, a slow source, the swap). During an SQLite swap the beat waits
+    for the write lock like any writer and lands after the commit; a beat that fails
+    (store unreachable for a moment) is skipped, the next one tries again.
+    """
+
+    def __init__(self, store: sa.Engine, run_id: int, every: float = 30.0) -> None:
+        self.store, self.run_id, self.every = store, run_id, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="churnops-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        runs = _runs()
+        while not self._stop.wait(self.every):
+            try:
+                with self.store.begin() as conn:
+                    conn.execute(
+                        runs.update()
+                        .where(runs.c.id == self.run_id, runs.c.status == "running")
+                        .values(heartbeat_at=datetime.now(UTC))
+                    )
+            except sa.exc.SQLAlchemyError:
+                continue
 
 
 def _status(store: sa.Engine, run_id: int) -> str | None:
@@ -319,33 +359,44 @@ def _status(store: sa.Engine, run_id: int) -> str | None:
         return conn.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
 
 
-def sweep(store: sa.Engine) -> dict[str, int]:
+def sweep(store: sa.Engine, stale_after: timedelta = timedelta(minutes=30)) -> dict[str, int]:
     """Close runs whose process died, and delete stored rows that no date shows.
 
-    A run killed before it could close itself stays ``running``. When it ran on this host
-    and its process is gone, it becomes ``abandoned`` (runs of other hosts are left alone:
-    their processes cannot be checked from here). A replaced run's rows are normally
-    deleted right after the swap; if that was interrupted, they are deleted here. Runs
-    that are still running are never touched: their rows are not committed yet.
+    A run killed before it could close itself stays ``running``. It becomes ``abandoned``
+    when it ran on this host and its process is gone, or — wherever it ran (another
+    machine, another container) — when its heartbeat is older than ``stale_after`` (a
+    live run refreshes it every 30 s, see :class:`Heartbeat`). A replaced run's rows
+    are normally deleted right after the swap; if that was interrupted, they are deleted
+    here. Runs still running are never touched: their rows are not committed yet.
     """
     from churnops.store.tables import RunScore, ScoringDate
 
     runs, rows, dates = _runs(), RunScore.__table__, ScoringDate.__table__
     host = socket.gethostname()
+    now = datetime.now(UTC)
     with store.begin() as conn:
         candidates = conn.execute(
-            sa.select(runs.c.id, runs.c.pid).where(runs.c.status == "running", runs.c.host == host)
+            sa.select(runs.c.id, runs.c.pid, runs.c.host, runs.c.heartbeat_at).where(
+                runs.c.status == "running"
+            )
         ).all()
-        dead = [run_id for run_id, pid in candidates if pid is not None and not _alive(pid)]
-        if dead:
+        dead = {
+            run_id: "The scoring process ended before closing the run (killed?)."
+            for run_id, pid, run_host, _ in candidates
+            if run_host == host and pid is not None and not _alive(pid)
+        }
+        for run_id, _, run_host, beat in candidates:
+            if run_id not in dead and beat is not None and now - _aware(beat) > stale_after:
+                since = _aware(beat).isoformat(sep=" ", timespec="seconds")
+                dead[run_id] = (
+                    f"No heartbeat from the run (host {run_host}) since {since}, more than "
+                    f"{stale_after} ago: its process is gone."
+                )
+        for run_id, error in dead.items():
             conn.execute(
                 runs.update()
-                .where(runs.c.id.in_(dead))
-                .values(
-                    status="abandoned",
-                    finished_at=datetime.now(UTC),
-                    error="The scoring process ended before closing the run (killed?).",
-                )
+                .where(runs.c.id == run_id, runs.c.status == "running")
+                .values(status="abandoned", finished_at=now, error=error)
             )
         replaced = (
             sa.select(runs.c.id)
@@ -354,6 +405,11 @@ def sweep(store: sa.Engine) -> dict[str, int]:
         )
         deleted = conn.execute(rows.delete().where(rows.c.run_id.in_(replaced))).rowcount
     return {"abandoned": len(dead), "rows_deleted": max(deleted or 0, 0)}
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives timestamps back without their zone; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _alive(pid: int) -> bool:

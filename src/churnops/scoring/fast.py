@@ -38,7 +38,7 @@ from scipy.special import expit
 
 from churnops.scoring.model import ScoringModel
 from churnops.scoring.trees import compile_lightgbm
-from churnops.training.calibration import _logit
+from churnops.training.calibration import logit
 
 _LGBM_PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL
 _LGBM_DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64
@@ -255,6 +255,6 @@ def _calibration(
         # The calibrator's own steps (logit in p's dtype, LogisticRegression's dot product
         # and expit) without sklearn's per-call validation: batch scoring may use this in
         # place of ScoringModel.probabilities, so the bits must agree, not just 1e-6.
-        return np.asarray(expit(_logit(p)[:, None] @ lr.coef_.T + lr.intercept_)[:, 0])
+        return np.asarray(expit(logit(p)[:, None] @ lr.coef_.T + lr.intercept_)[:, 0])
 
     return sig_one, sig_many

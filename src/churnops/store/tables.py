@@ -214,6 +214,7 @@ class ScoringRun(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     pid: Mapped[int | None] = mapped_column(sa.Integer)  # the scoring process, to spot dead runs
     host: Mapped[str | None] = mapped_column(sa.String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class RunScore(Base):

@@ -29,7 +29,7 @@ class Calibrator:
         """Return calibrated probabilities for raw probabilities ``p``."""
         if self.method == "isotonic":
             return np.clip(self.model.predict(p), 0.0, 1.0)  # type: ignore[attr-defined]
-        return self.model.predict_proba(_logit(p)[:, None])[:, 1]  # type: ignore[attr-defined]
+        return self.model.predict_proba(logit(p)[:, None])[:, 1]  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def fit_calibrator(method: str, p: np.ndarray, y: np.ndarray) -> Calibrator:
     if method == "isotonic":
         model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
     else:
-        model = LogisticRegression(C=1e6).fit(_logit(p)[:, None], y)
+        model = LogisticRegression(C=1e6).fit(logit(p)[:, None], y)
     return Calibrator(method, model)
 
 
@@ -67,6 +67,7 @@ def choose_calibration(p_oof: np.ndarray, y: np.ndarray, seed: int = 0) -> Calib
     return CalibrationChoice(best, scores, fit_calibrator(best, p_oof, y))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def logit(p: np.ndarray) -> np.ndarray:
+    """Return the log-odds of probabilities, clipped away from 0 and 1 (both calibrators use it)."""
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
