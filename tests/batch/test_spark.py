@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from churnops.batch import score
 from tests.batch.conftest import batch_settings, read_scores
@@ -37,6 +38,14 @@ def test_spark_scores_equal_pandas_scores_and_reject_the_same_rows(
     for key in ("rows_in", "rows_scored", "rows_rejected", "high_risk"):
         assert on_spark[key] == on_pandas[key], key
     assert on_spark["rows_rejected"] == 1
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        rejected = conn.execute(
+            sa.text("SELECT run_id, row_number, customer_id FROM rejected_rows ORDER BY run_id")
+        ).all()
+    engine.dispose()
+    expected = (7, df.loc[7, "customer_id"])  # the file position, as the pandas engine says
+    assert [tuple(r[1:]) for r in rejected] == [expected, expected]
     a = read_scores(sqlite_url, "2026-03-01").set_index("customer_id").sort_index()
     b = read_scores(sqlite_url, "2026-03-02").set_index("customer_id").sort_index()
     assert list(a.index) == list(b.index)

@@ -87,15 +87,22 @@ def spark_results(
 
 
 def _read(spark: Any, reader: ChunkedSource) -> Any:
+    """Read the source with a row number for rejected rows.
+
+    Parquet: the row's position in the file (Spark's ``_metadata.row_index``), as the
+    pandas engine reports it. CSV has no such column; its rows get Spark's own
+    ``monotonically_increasing_id`` (unique, not the line number: that would need a pass
+    over the whole file in order).
+    """
     from pyspark.sql import functions as F
 
     path = str(reader.path)
     if reader.kind == "parquet":
         frame = spark.read.parquet(path)
-    else:  # text cells; validation coerces them exactly as for the pandas engine
-        sep = "\t" if path.endswith(".tsv") else ","
-        frame = spark.read.option("header", True).option("sep", sep).csv(path)
-    # A row id for rejected rows: Spark's, not the file position (that would need a shuffle).
+        return frame.withColumn(ROW_COLUMN, F.col("_metadata.row_index"))
+    # Text cells; validation coerces them exactly as for the pandas engine.
+    sep = "\t" if path.endswith(".tsv") else ","
+    frame = spark.read.option("header", True).option("sep", sep).csv(path)
     return frame.withColumn(ROW_COLUMN, F.monotonically_increasing_id())
 
 
