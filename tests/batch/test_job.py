@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -209,3 +210,23 @@ def test_high_risk_report_lists_the_riskiest_first_with_reasons(
     ranks = [c["risk_rank"] for c in report["customers"]]
     assert ranks == [1, 2, 3, 4, 5]
     assert all(c["reasons"] for c in report["customers"])
+
+
+def test_a_run_allocates_arrow_memory_from_jemalloc_and_restores_the_pool(
+    trained_home: Path, sqlite_url: str, customers_file: Path
+) -> None:
+    """During a run Arrow's default pool is jemalloc (flat peak memory); after, as before."""
+    before = pa.default_memory_pool().backend_name
+    seen: set[str] = set()
+
+    def progress(task: str, done: int, total: int) -> None:
+        seen.add(pa.default_memory_pool().backend_name)
+
+    score(batch_settings(trained_home, sqlite_url), customers_file, progress=progress)
+
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        pytest.skip("this pyarrow build has no jemalloc")
+    assert seen == {"jemalloc"}
+    assert pa.default_memory_pool().backend_name == before
