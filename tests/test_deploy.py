@@ -52,6 +52,20 @@ def test_every_churnops_command_parses_as_a_cli_invocation(compose: dict[str, An
             pytest.fail(f"{name}: {' '.join(argv)}: {exc.format_message()}")
 
 
+def test_the_mlflow_server_command_parses_against_mlflow(compose: dict[str, Any]) -> None:
+    """The tracking server's options are ones the installed MLflow's CLI accepts."""
+    from mlflow.cli import cli as mlflow_cli
+
+    service = compose["services"]["mlflow"]
+    assert service["entrypoint"] == ["mlflow"]
+    argv = list(service["command"])
+    group_ctx = mlflow_cli.make_context("mlflow", list(argv), resilient_parsing=True)
+    server = mlflow_cli.get_command(group_ctx, argv[0])
+    ctx = server.make_context(argv[0], argv[1:], parent=group_ctx)
+    assert ctx.params["backend_store_uri"].endswith("@postgres:5432/mlflow")
+    assert ctx.params["host"] == "0.0.0.0"
+
+
 def test_environment_variables_are_settings(compose: dict[str, Any]) -> None:
     """Every variable the stack sets is read by Settings (a typo would be silently ignored)."""
     aliases = {"MLFLOW_TRACKING_URI"}
