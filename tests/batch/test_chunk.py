@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from churnops.batch.chunk import TopCandidates
@@ -54,3 +55,21 @@ def test_candidates_sent_by_tasks_merge_into_the_same_top_k() -> None:
     np.testing.assert_array_equal(driver.X, whole.X)
     driver.offer_frame(TopCandidates(k).frame(), width)  # a task with no candidates
     assert len(driver.ids) == k
+
+
+def test_ids_become_text_whatever_the_column_holds() -> None:
+    """Integer, float-with-gaps, nullable, text and mixed ids give the same text as CSV had."""
+    from churnops.batch.chunk import _ids
+
+    cases = {
+        "int64": ([1, 22, 333], ["1", "22", "333"]),
+        "whole floats with a gap": ([1.0, np.nan, 333.0], ["1", None, "333"]),
+        "fractional floats": ([1.5, np.nan], ["1.5", None]),
+        "nullable Int64": (pd.array([1, None, 3], dtype="Int64"), ["1", None, "3"]),
+        "text": (["a", None, "b"], ["a", None, "b"]),
+        "Arrow text": (pd.array(["a", None], dtype="string[pyarrow]"), ["a", None]),
+        "mixed": ([1, "x", None], ["1", "x", None]),
+    }
+    for name, (values, expected) in cases.items():
+        assert _ids(pd.DataFrame({"c": values}), "c", 0).to_pylist() == expected, name
+    assert _ids(pd.DataFrame({"x": [1, 2]}), "c", 5).to_pylist() == ["5", "6"]  # row numbers

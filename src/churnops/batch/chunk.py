@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnops.data.distinct import one_array
 from churnops.data.validation import validate
@@ -167,6 +168,12 @@ def _ids(frame: pd.DataFrame, id_column: str | None, offset: int) -> pa.Array:
             values.dtype.pyarrow_dtype
         ):
             return one_array(pa.array(values))
+        if pd.api.types.is_integer_dtype(values.dtype):  # numeric ids: Arrow writes the text
+            return pc.cast(pa.array(values), pa.string())
+        if pd.api.types.is_float_dtype(values.dtype):  # whole numbers read as floats (gaps)
+            numbers = pa.array(values, from_pandas=True)
+            whole = pc.all(pc.equal(pc.floor(numbers), numbers)).as_py() is not False
+            return pc.cast(pc.cast(numbers, pa.int64()) if whole else numbers, pa.string())
         if pd.api.types.infer_dtype(values, skipna=True) == "string":
             return pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
         return pa.array([None if pd.isna(v) else _id_text(v) for v in values], type=pa.string())
