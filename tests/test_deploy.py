@@ -66,6 +66,16 @@ def test_the_mlflow_server_command_parses_against_mlflow(compose: dict[str, Any]
     assert ctx.params["host"] == "0.0.0.0"
 
 
+def test_the_api_healthcheck_asks_a_real_route(compose: dict[str, Any]) -> None:
+    """The container healthcheck polls a path the app serves (readiness: a model loaded)."""
+    from churnops.serving.routes.health import router
+
+    check = " ".join(compose["services"]["api"]["healthcheck"]["test"])
+    paths = {route.path for route in router.routes}
+    used = [p for p in paths if f":8000{p}'" in check]
+    assert used == ["/readyz"], check
+
+
 def test_environment_variables_are_settings(compose: dict[str, Any]) -> None:
     """Every variable the stack sets is read by Settings (a typo would be silently ignored)."""
     aliases = {"MLFLOW_TRACKING_URI"}
