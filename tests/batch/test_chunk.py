@@ -50,10 +50,10 @@ def test_candidates_sent_by_tasks_merge_into_the_same_top_k() -> None:
         tasks[t % 3].offer(ids, p, X, high)
     driver = TopCandidates(k)
     for task in tasks:
-        driver.offer_frame(task.frame(), width)
+        driver.offer_frame(task.frame())
     assert driver.ids.tolist() == whole.ids.tolist()
     np.testing.assert_array_equal(driver.X, whole.X)
-    driver.offer_frame(TopCandidates(k).frame(), width)  # a task with no candidates
+    driver.offer_frame(TopCandidates(k).frame())  # a task with no candidates
     assert len(driver.ids) == k
 
 

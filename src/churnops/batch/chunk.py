@@ -77,11 +77,11 @@ class TopCandidates:
         features = [] if self.X is None else [row.tobytes() for row in self.X]
         return pd.DataFrame({"customer_id": self.ids, "score": self.scores, "features": features})
 
-    def offer_frame(self, frame: pd.DataFrame, width: int) -> None:
+    def offer_frame(self, frame: pd.DataFrame) -> None:
         """Merge candidates sent as :meth:`frame` rows (by another task) into these."""
         if frame.empty:
             return
-        X = np.frombuffer(b"".join(frame["features"]), dtype=np.float64).reshape(-1, width)
+        X = np.frombuffer(b"".join(frame["features"]), dtype=np.float64).reshape(len(frame), -1)
         p = frame["score"].to_numpy(dtype=np.float64)
         ids = pa.array(frame["customer_id"], type=pa.string())
         self.offer(ids, p, X, np.ones(len(frame), dtype=bool))

@@ -406,13 +406,11 @@ def sweep(store: sa.Engine, stale_after: timedelta = timedelta(minutes=30)) -> d
                 runs.c.status == "running"
             )
         ).all()
-        dead = {
-            run_id: "The scoring process ended before closing the run (killed?)."
-            for run_id, pid, run_host, _ in candidates
-            if run_host == host and pid is not None and not _alive(pid)
-        }
-        for run_id, _, run_host, beat in candidates:
-            if run_id not in dead and beat is not None and now - _aware(beat) > stale_after:
+        dead: dict[int, str] = {}
+        for run_id, pid, run_host, beat in candidates:
+            if run_host == host and pid is not None and not _alive(pid):
+                dead[run_id] = "The scoring process ended before closing the run (killed?)."
+            elif beat is not None and now - _aware(beat) > stale_after:
                 since = _aware(beat).isoformat(sep=" ", timespec="seconds")
                 dead[run_id] = (
                     f"No heartbeat from the run (host {run_host}) since {since}, more than "

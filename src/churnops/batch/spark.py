@@ -82,8 +82,7 @@ def spark_results(
             scored.write.parquet(str(staged))
         finally:
             spark.stop()
-        width = model.encoder.width
-        yield from _read_staged(staged, settings.batch_chunk_rows, candidates, width)
+        yield from _read_staged(staged, settings.batch_chunk_rows, candidates)
 
 
 def _read(spark: Any, reader: ChunkedSource) -> Any:
@@ -132,16 +131,14 @@ def task_scorer(model: Any, reasons_top: int) -> Any:
     return score_batches
 
 
-def _read_staged(
-    staged: Path, chunk_rows: int, candidates: TopCandidates, width: int
-) -> Iterator[ChunkResult]:
+def _read_staged(staged: Path, chunk_rows: int, candidates: TopCandidates) -> Iterator[ChunkResult]:
     import pyarrow.dataset as ds
 
     dataset = ds.dataset(str(staged), format="parquet")
     for batch in dataset.to_batches(batch_size=chunk_rows):
         frame = batch.to_pandas()
         offered = frame["features"].notna()
-        candidates.offer_frame(frame.loc[offered], width)
+        candidates.offer_frame(frame.loc[offered])
         frame = frame.loc[~offered]
         bad = frame["reason"].notna()
         scores = frame.loc[~bad, ["customer_id", "score", "high_risk"]]
