@@ -15,11 +15,11 @@ help: ## Show this help
 uv-bootstrap:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 
-install: uv-bootstrap ## Create .venv with the locked runtime dependencies
+install: uv-bootstrap ## Create .venv with the locked core dependencies (no Spark, no Dagster)
 	$(UV) sync --frozen --inexact
 
-install-dev: uv-bootstrap ## Create .venv with runtime + dev dependencies
-	$(UV) sync --frozen --extra dev
+install-dev: uv-bootstrap ## Create .venv with core + every extra (spark, dagster) + dev tools
+	$(UV) sync --frozen --all-extras
 
 run: install ## Install, then run the end-to-end demo on the embedded defaults
 	$(BIN)/churnops demo
