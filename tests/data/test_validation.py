@@ -51,13 +51,16 @@ def test_text_in_numeric_column_reports_rows(clean, contract) -> None:
     assert set(result.bad_rows) == {4, 9}
 
 
-def test_blank_numeric_cells_are_coerced_with_a_warning(clean, contract) -> None:
-    """Blank cells (" ") in a numeric column become missing with a warning, not an error."""
+def test_blank_numeric_cells_follow_the_missing_policy(clean, contract) -> None:
+    """Blank cells (" ") are missing: a warning where the policy imputes, an error otherwise."""
     df = clean.astype({"total_charges": object})
     df.loc[[1, 2], "total_charges"] = " "
-    result = validate(df, contract)
+    assert checks(df, contract)["missing_value"].rows == [1, 2]  # never missing in training
+    imputing = contract.model_copy(deep=True)
+    imputing.column("total_charges").policy.missing = "impute"
+    result = validate(df, imputing)
     assert result.report.ok
-    assert {i.check for i in result.report.warnings} >= {"coerced_blanks"}
+    assert {i.check for i in result.report.warnings} >= {"coerced_blanks", "unexpected_missing"}
     assert result.frame["total_charges"].isna().sum() == 2
 
 
@@ -68,6 +71,7 @@ def test_unseen_category_lists_allowed_values(clean, contract) -> None:
     issue = checks(df, contract)["unseen_category"]
     assert issue.rows == [5]
     assert "Month-to-month" in issue.message
+    assert "'Weekly'" in issue.message
 
 
 def test_out_of_range_values(clean, contract) -> None:
@@ -159,13 +163,13 @@ def test_category_columns_validate_like_text(clean, contract) -> None:
     from_text = validate(text, contract, require_target=False)
     from_categories = validate(categorical, contract, require_target=False)
     assert from_categories.report == from_text.report
-    assert {"unseen_category", "unexpected_missing"} <= {i.check for i in from_text.report.issues}
-    assert from_categories.bad_rows == from_text.bad_rows == {4: [from_text.bad_rows[4][0]]}
+    assert {"unseen_category", "missing_value"} <= {i.check for i in from_text.report.issues}
+    assert from_categories.bad_rows == from_text.bad_rows
+    assert sorted(from_text.bad_rows) == [2, 3, 4, 5, 6]  # blank, missing and unseen cells
     for name in text.columns:
         got = from_categories.frame[name].astype(object)
         want = from_text.frame[name].astype(object)
         assert got.where(got.notna(), None).tolist() == want.where(want.notna(), None).tolist()
-    assert from_categories.frame["contract"].dtype == "category"
     pd.testing.assert_frame_equal(categorical, before)  # the caller's table is untouched
 
 

@@ -1,4 +1,4 @@
-"""The encoder: one matrix from tables and from records, derived from the contract."""
+"""The encoder: one matrix from tables of any dtype and from records, by the contract's rules."""
 
 from __future__ import annotations
 
@@ -7,15 +7,22 @@ import pandas as pd
 import pytest
 
 from churnops.data.contract import DataContract, infer_contract
-from churnops.data.validation import validate
-from churnops.errors import ScoringInputError
+from churnops.errors import DataValidationError
 from churnops.features import FeatureEncoder
-from tests.factories import loyal_customer, make_customers
+from churnops.scoring import RecordCodec
+from tests.factories import make_customers
 
 
 @pytest.fixture(scope="module")
 def contract() -> DataContract:
-    return infer_contract(make_customers(300), "churn", "customer_id")
+    """A contract whose tenure imputes and whose contract column ignores unseen levels."""
+    contract = infer_contract(make_customers(300), "churn", "customer_id")
+    for spec in contract.columns:
+        if spec.name in ("tenure", "contract", "partner", "internet_service"):
+            spec.policy.missing = "impute"
+        if spec.name == "contract":
+            spec.policy.unseen = "ignore"
+    return contract
 
 
 @pytest.fixture(scope="module")
@@ -23,31 +30,40 @@ def encoder(contract: DataContract) -> FeatureEncoder:
     return FeatureEncoder(contract)
 
 
-def test_table_and_record_paths_agree(encoder: FeatureEncoder) -> None:
-    """transform(df) and transform_records(records) give the same matrix."""
-    df = make_customers(120, seed=4)
-    np.testing.assert_array_equal(
-        encoder.transform(df), encoder.transform_records(df.to_dict("records"))
-    )
+def _records(df: pd.DataFrame) -> list[dict]:
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+        for r in df.to_dict("records")
+    ]
 
 
-def test_one_hot_booleans_and_imputation(encoder: FeatureEncoder) -> None:
-    """Categoricals are one-hot, unseen/missing categories are all zeros, numbers impute medians."""
+def test_table_and_record_paths_agree(encoder: FeatureEncoder, contract: DataContract) -> None:
+    """transform(df), the codec's column-wise batch and its one-record path: the same bits."""
+    df = make_customers(120, seed=4).drop(columns="churn")
+    codec = RecordCodec(contract)
+    records = _records(df)
+    table = encoder.transform(df)
+    assert codec.encode_matrix(records).tobytes() == table.tobytes()
+    assert np.array([codec.encode(r) for r in records]).tobytes() == table.tobytes()
+
+
+def test_policy_imputes_and_ignores_as_the_contract_says(encoder: FeatureEncoder) -> None:
+    """Missing tenure becomes the median, an unseen contract no level, 'Yes' a 1."""
     names = encoder.feature_names
-    record = {**loyal_customer(), "contract": "Weekly", "tenure": None, "partner": "Yes"}
-    row = encoder.transform_records([record])[0]
+    df = make_customers(3, seed=1).drop(columns="churn").astype(object)
+    df.loc[0, ["contract", "tenure", "partner"]] = ["Weekly", None, "Yes"]
+    row = encoder.transform(df)[0]
     assert row[[i for i, n in enumerate(names) if n.startswith("contract=")]].sum() == 0
     assert row[names.index("partner")] == 1.0
-    tenure_median = encoder.blocks[encoder.source_columns.index("tenure")].fill
-    assert row[names.index("tenure")] == tenure_median
+    assert row[names.index("tenure")] == encoder.rules[encoder.source_columns.index("tenure")].fill
 
 
-def test_numbers_as_text_are_parsed_and_bad_text_is_refused(encoder: FeatureEncoder) -> None:
-    """'12.5' is a number; 'lots' in a numeric field is a ScoringInputError naming the field."""
-    row = encoder.transform_records([{**loyal_customer(), "monthly_charges": "12.5"}])[0]
-    assert row[encoder.feature_names.index("monthly_charges")] == 12.5
-    with pytest.raises(ScoringInputError, match="monthly_charges"):
-        encoder.transform_records([{**loyal_customer(), "monthly_charges": "lots"}])
+def test_transform_refuses_rows_that_break_the_rules(encoder: FeatureEncoder) -> None:
+    """A table with text in a numeric column is an error naming the row, field and value."""
+    df = make_customers(5, seed=1).drop(columns="churn").astype(object)
+    df.loc[2, "monthly_charges"] = "lots"
+    with pytest.raises(DataValidationError, match=r"row 2: monthly_charges: expects a number"):
+        encoder.transform(df)
 
 
 def test_group_by_source_sums_one_hot_columns(encoder: FeatureEncoder) -> None:
@@ -60,7 +76,7 @@ def test_group_by_source_sums_one_hot_columns(encoder: FeatureEncoder) -> None:
 
 
 def _messy_customers() -> pd.DataFrame:
-    """Customers with padded, blank-like, unseen and missing cells in every kind of column."""
+    """Customers with padded, blank-like, unseen and missing cells the policy accepts."""
     df = make_customers(200, seed=7).drop(columns="churn")
     df = df.astype({"contract": object, "partner": object, "internet_service": object})
     df.loc[1, "contract"] = " Two year "
@@ -77,27 +93,21 @@ def _messy_customers() -> pd.DataFrame:
 def test_category_object_and_record_inputs_encode_identically(
     encoder: FeatureEncoder, contract: DataContract
 ) -> None:
-    """Parquet's category/int dtypes, CSV's object text and JSON records: the same bits."""
+    """Parquet's category dtypes, CSV's object text and JSON records: the same bits."""
     text = _messy_customers()
     categorical = text.copy()
     for name in ("contract", "partner", "internet_service", "payment_method"):
         categorical[name] = categorical[name].astype("category").cat.add_categories(["Unused"])
-    records = [
-        {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-        for r in text.to_dict("records")
-    ]
-    expected = encoder.transform_records(records)
+    expected = RecordCodec(contract).encode_matrix(_records(text))
     names = encoder.feature_names
     assert expected[4, [i for i, n in enumerate(names) if n.startswith("contract=")]].sum() == 0
     assert expected[6, names.index("partner")] == 1.0
     for frame in (text, categorical):
         assert encoder.transform(frame).tobytes() == expected.tobytes()
-        checked = validate(frame, contract, require_target=False).frame
-        assert encoder.transform(checked).tobytes() == expected.tobytes()
 
 
 def test_flag_dtypes_encode_identically(encoder: FeatureEncoder) -> None:
-    """A 0/1 flag as int64, bool, float (with a gap) or text gives the same column."""
+    """A 0/1 flag as int64, bool, float or text gives the same column."""
     df = make_customers(50, seed=2)
     flags = df["senior_citizen"].to_numpy()
     column = encoder.feature_names.index("senior_citizen")
@@ -105,8 +115,6 @@ def test_flag_dtypes_encode_identically(encoder: FeatureEncoder) -> None:
     for values in (flags.astype(bool), flags.astype(float), flags.astype(str).astype(object)):
         got = encoder.transform(df.assign(senior_citizen=values))[:, column]
         assert got.tobytes() == expected.tobytes()
-    gap = encoder.transform(df.assign(senior_citizen=np.where(flags == 1, 1.0, np.nan)))
-    assert gap[:, column].tolist() == expected.tolist()  # missing -> 0, like a 0
 
 
 def test_empty_table_encodes_to_no_rows(encoder: FeatureEncoder) -> None:
@@ -115,7 +123,7 @@ def test_empty_table_encodes_to_no_rows(encoder: FeatureEncoder) -> None:
 
 
 def test_a_reused_buffer_encodes_like_a_fresh_matrix(encoder: FeatureEncoder) -> None:
-    """transform(out=) writes every cell: a dirty, larger buffer gives the same rows."""
+    """matrix(out=) writes every cell: a dirty, larger buffer gives the same rows."""
     df = make_customers(80, seed=6)
     buffer = np.full((100, encoder.width), 7.0)
     rows = encoder.transform(df, out=buffer)

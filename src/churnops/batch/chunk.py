@@ -117,7 +117,9 @@ def score_chunk(
     contract = model.contract
     if contract.target in frame.columns:  # labels are not needed to score; skip their checks
         frame = frame.drop(columns=[contract.target])
-    checked = validate(frame, contract, require_target=False)
+    checked = validate(
+        frame, contract, require_target=False, rules=model.encoder.rules, clean=False
+    )
     fatal = [i for i in checked.report.errors if i.check in TABLE_ERRORS]
     if fatal:
         raise DataValidationError(
@@ -125,11 +127,11 @@ def score_chunk(
             {"issues": [i.model_dump() for i in fatal]},
         )
     ids = _ids(frame, contract.id, offset)
-    bad = np.zeros(len(frame), dtype=bool)
-    if checked.bad_rows:
-        bad[list(checked.bad_rows)] = True
     positions = np.array(sorted(checked.bad_rows), dtype=np.int64)
     rejected_ids = ids.take(positions).to_pylist() if contract.id else [None] * len(positions)
+    for i, position in enumerate(positions.tolist()):  # a refused id is not stored as sent
+        if any(p.field == contract.id for p in checked.judged.problems.get(position, [])):
+            rejected_ids[i] = None
     rejected = pd.DataFrame(
         {
             "row_number": positions + offset,
@@ -138,11 +140,16 @@ def score_chunk(
         },
         columns=REJECT_COLUMNS,
     )
-    good = checked.frame.loc[~bad] if len(positions) else checked.frame  # no copy when clean
-    X = model.encoder.transform(good, out=buffer)
+    good = None
+    if len(positions):
+        keep = np.ones(len(frame), dtype=bool)
+        keep[positions] = False
+        good = np.flatnonzero(keep)
+    # Encoded from the columns validation judged: the table is read by the rules once.
+    X = model.encoder.matrix(checked.judged, rows=good, out=buffer)
     p = scorer.many(X)
     high = p >= model.threshold
-    good_ids = ids.filter(~bad) if len(positions) else ids
+    good_ids = ids.take(good) if good is not None else ids
     top.offer(good_ids, p, X, high)
     scores = pd.DataFrame(
         {"customer_id": pd.arrays.ArrowExtensionArray(good_ids), "score": p, "high_risk": high},

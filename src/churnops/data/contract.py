@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from churnops.errors import ContractError
 
@@ -33,8 +33,32 @@ MAX_CATEGORIES = 200  # above this a column is open-ended: no unseen-category ch
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
+class ColumnPolicy(BaseModel):
+    """How every path treats a column's awkward values (see :mod:`churnops.data.rules`).
+
+    Inferred from the training data and editable in the contract JSON; table validation,
+    batch scoring (pandas and Spark), the API and the pyfunc all apply it the same way.
+    """
+
+    missing: Literal["reject", "impute"] = Field(
+        "impute",
+        description="A missing or blank value is an error, or becomes the training median "
+        "(numbers), false (booleans) or no level (categories).",
+    )
+    text: Literal["parse", "reject"] = Field(
+        "parse",
+        description='Numbers and booleans written as text ("12.5", "yes") are read, or rejected.',
+    )
+    unseen: Literal["reject", "ignore"] = Field(
+        "reject", description="A category not seen in training is an error, or encodes as none."
+    )
+    out_of_range: Literal["reject", "clip"] = Field(
+        "reject", description="A number outside [lower, upper] is an error, or is clipped to it."
+    )
+
+
 class ColumnSpec(BaseModel):
-    """What one column holds: its role, kind, and the values it was seen with."""
+    """What one column holds: its role, kind, the values it was seen with, and its policy."""
 
     name: str
     role: Role
@@ -55,6 +79,23 @@ class ColumnSpec(BaseModel):
     categories: dict[str, float] | None = Field(None, description="Level -> frequency.")
     open_categories: bool = False
     levels: list[Scalar] | None = Field(None, description="Boolean [false, true] as stored.")
+    policy: ColumnPolicy
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_policy(cls, data: Any) -> Any:
+        """Derive the policy from what training saw (contracts written before it existed too).
+
+        A column that was never missing in training rejects a missing value; one that was
+        sometimes missing imputes it. Open-ended categoricals ignore unseen levels.
+        """
+        if isinstance(data, dict) and data.get("policy") is None:
+            policy = {
+                "missing": "impute" if data.get("missing_rate") else "reject",
+                "unseen": "ignore" if data.get("open_categories") else "reject",
+            }
+            data = {**data, "policy": policy}
+        return data
 
     @property
     def median(self) -> float:

@@ -1,9 +1,10 @@
 """Check a table against its data contract and report every problem by row and column.
 
-The checks are vectorised pandas rather than a pandera schema: each check needs a message
-built from the contract (the allowed categories, the bounds, the coercion that happened),
-blank-as-missing coercion that must warn instead of fail, and per-row error sets that batch
-scoring uses to reject rows — pandera's failure cases would need the same code around them.
+Row-level verdicts are the contract's column rules (:mod:`churnops.data.rules`), the very
+ones the API, batch scoring and the pyfunc apply, so a table and a JSON record holding the
+same value get the same verdict and message. This module adds what only a whole table has:
+missing or extra columns, duplicate ids, the label, and warnings (blanks read as missing,
+values beyond the range seen in training, constant columns).
 """
 
 from __future__ import annotations
@@ -16,14 +17,10 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel
 
-from churnops.data.contract import (
-    BLANK_STRINGS,
-    ColumnSpec,
-    DataContract,
-    clean_cell,
-    label_key,
-)
+from churnops.data.contract import BLANK_STRINGS, ColumnSpec, DataContract, clean_text
 from churnops.data.distinct import factorize, has_repeats
+from churnops.data.judged import JudgedFrame, judge_frame
+from churnops.data.rules import ColumnRule, Problem, column_rules
 
 Severity = Literal["error", "warning"]
 MAX_ROWS_SHOWN = 10
@@ -72,58 +69,101 @@ class ValidationReport(BaseModel):
 
 @dataclass
 class ValidationResult:
-    """The report, the cleaned table, and which rows carry row-level errors."""
+    """The report, the cleaned table, the judged columns, and which rows carry errors."""
 
     report: ValidationReport
     frame: pd.DataFrame
+    judged: JudgedFrame
     bad_rows: dict[int, list[str]] = field(default_factory=dict)
 
 
 def validate(
-    df: pd.DataFrame, contract: DataContract, *, require_target: bool = True
+    df: pd.DataFrame,
+    contract: DataContract,
+    *,
+    require_target: bool = True,
+    rules: list[ColumnRule] | None = None,
+    clean: bool = True,
 ) -> ValidationResult:
-    """Validate ``df`` against ``contract`` and return a report plus the coerced table.
+    """Validate ``df`` against ``contract`` and return a report plus the cleaned table.
+
+    Row-level verdicts come from the contract's column rules (:mod:`churnops.data.rules`),
+    the same ones the API and batch scoring apply; this adds the table-level checks
+    (columns, duplicate ids, the label) and the warnings.
 
     Args:
-        df: the table as read (text cells are coerced here, with warnings).
+        df: the table as read (text cells are read by the rules, with warnings).
         contract: the contract to check against.
         require_target: training data needs the label; scoring data does not.
+        rules: the contract's column rules, when the caller holds them already.
+        clean: also return the table with numbers as numbers and categories as clean
+            text (training keeps it); batch scoring encodes from the judged columns instead.
     """
     checker = _Checker(df, contract)
-    checker.run(require_target)
+    checker.run(require_target, rules or column_rules(contract), clean)
     report = ValidationReport(rows=len(df), columns=df.shape[1], issues=checker.issues)
-    return ValidationResult(report=report, frame=checker.frame, bad_rows=checker.bad_rows)
+    return ValidationResult(
+        report=report, frame=checker.frame, judged=checker.judged, bad_rows=checker.bad_rows
+    )
 
 
 class _Checker:
     def __init__(self, df: pd.DataFrame, contract: DataContract) -> None:
-        # A shallow copy: the checks replace whole columns (``frame[name] = ...``) and never
-        # write into one, so the caller's table is untouched without copying every cell.
+        # A shallow copy: cleaning replaces whole columns (``frame[name] = ...``) and never
+        # writes into one, so the caller's table is untouched without copying every cell.
         self.frame = df.copy(deep=False)
         self.frame.index = pd.RangeIndex(len(df))
         self.contract = contract
         self.issues: list[Issue] = []
         self.bad_rows: dict[int, list[str]] = {}
-        self._distinct: dict[str, int] = {}  # distinct non-missing values, when counted
 
-    def run(self, require_target: bool) -> None:
+    def run(self, require_target: bool, rules: list[ColumnRule], clean: bool) -> None:
         self._columns(require_target)
+        self.judged = judge_frame(self.frame, self.contract, rules)
+        self._row_problems()
         for spec in self.contract.features:
             if spec.name not in self.frame.columns:
                 continue
+            raw = self.frame[spec.name]
             if spec.kind == "numeric":
-                self._numeric(spec)
-            elif spec.kind == "boolean":
-                self._boolean(spec)
-            else:
-                self._categorical(spec)
-            self._constant(spec)
+                self._numeric_warnings(spec, raw, clean)
+            elif spec.kind == "categorical" and clean:
+                self.frame[spec.name] = clean_text(raw)
+            self._missing(spec, raw)
+            self._constant(spec, raw)
         self._ids()
         if self.contract.target in self.frame.columns:
             self._target()
 
     def _add(self, severity: Severity, check: str, message: str, **kw: Any) -> None:
         self.issues.append(Issue(severity=severity, check=check, message=message, **kw))
+
+    def _row_problems(self) -> None:
+        """Report the rules' verdicts as one issue per column and check, rows listed."""
+        grouped: dict[tuple[str | None, str], list[tuple[int, Problem]]] = {}
+        for row, problems in self.judged.problems.items():
+            for problem in problems:
+                key = (problem.field, problem.verdict.message)
+                grouped.setdefault(key, []).append((row, problem))
+                self.bad_rows.setdefault(row, []).append(problem.reason)
+        for (column, message), found in grouped.items():
+            found.sort(key=lambda item: item[0])
+            rows = [r for r, _ in found]
+            first = found[0][1]
+            sent = list(dict.fromkeys(repr(p.sent) for _, p in found))[:MAX_ROWS_SHOWN]
+            allowed = first.allowed
+            if isinstance(allowed, list):
+                allowed = ", ".join(map(str, allowed[:20])) + (", …" if len(allowed) > 20 else "")
+            self._add(
+                "error",
+                first.verdict.check,
+                f"{column!r}: {len(rows)} row(s): {message} (sent {', '.join(sent)}; "
+                f"allowed: {allowed}); {_rows_text(rows)}",
+                column=column,
+                count=len(rows),
+                rows=rows[:MAX_ROWS_SHOWN],
+                examples=list(dict.fromkeys(str(p.sent) for _, p in found))[:MAX_ROWS_SHOWN],
+            )
 
     def _row_error(
         self,
@@ -133,19 +173,17 @@ class _Checker:
         message: str,
         values: pd.Series | None = None,
     ) -> None:
-        mask = np.asarray(mask, dtype=bool)
-        rows = np.flatnonzero(mask)
+        """Report a table-level row check (duplicate ids, labels) that is not a column rule."""
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool))
         if len(rows) == 0:
             return
         examples = []
         if values is not None:
             examples = [str(v) for v in pd.unique(values.to_numpy()[rows])[:MAX_ROWS_SHOWN]]
-        shown = ", ".join(str(r) for r in rows[:MAX_ROWS_SHOWN])
-        more = f" (and {len(rows) - MAX_ROWS_SHOWN} more)" if len(rows) > MAX_ROWS_SHOWN else ""
         self._add(
             "error",
             check,
-            f"{column!r}: {len(rows)} row(s) {message}; rows {shown}{more}",
+            f"{column!r}: {len(rows)} row(s): {message}; {_rows_text(rows.tolist())}",
             column=column,
             count=len(rows),
             rows=rows[:MAX_ROWS_SHOWN].tolist(),
@@ -181,18 +219,10 @@ class _Checker:
                 examples=extra,
             )
 
-    def _numeric(self, spec: ColumnSpec) -> None:
-        raw = self.frame[spec.name]
-        if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-            values = raw.astype("float64")
-        else:
+    def _numeric_warnings(self, spec: ColumnSpec, raw: pd.Series, clean: bool) -> None:
+        if not _is_number_dtype(raw):
             text = raw.astype("string").str.strip()
             blank = text.isna() | text.str.lower().isin(BLANK_STRINGS)
-            values = pd.to_numeric(text.mask(blank), errors="coerce").astype("float64")
-            unparsed = values.isna() & ~blank
-            self._row_error(
-                unparsed, "non_numeric", spec.name, "hold text where a number is expected", raw
-            )
             coerced = int((blank & raw.notna()).sum())
             if coerced:
                 self._add(
@@ -202,72 +232,37 @@ class _Checker:
                     column=spec.name,
                     count=coerced,
                 )
-            self.frame[spec.name] = values  # only text is replaced: int columns stay int
-        array = values.to_numpy()  # numpy comparisons: no Series built per check
-        if spec.lower is not None and spec.upper is not None:
-            outside = (array < spec.lower) | (array > spec.upper)
-            self._row_error(
-                outside,
-                "out_of_range",
-                spec.name,
-                f"are outside the allowed range [{spec.lower:g}, {spec.upper:g}]",
-                values,
+            if clean:  # only text is replaced: int columns stay int
+                self.frame[spec.name] = pd.to_numeric(text.mask(blank), errors="coerce")
+        if spec.min is None or spec.max is None:
+            return
+        row = self.judged_dense_row(spec.name)
+        with np.errstate(invalid="ignore"):
+            beyond = (row < spec.min) | (row > spec.max)
+        beyond &= ~self.judged.bad
+        unseen = int(np.count_nonzero(beyond))
+        if unseen:
+            self._add(
+                "warning",
+                "beyond_seen_range",
+                f"{spec.name!r}: {unseen} value(s) beyond the range seen in "
+                f"training [{spec.min:g}, {spec.max:g}].",
+                column=spec.name,
+                count=unseen,
             )
-            unseen = int(np.count_nonzero(~outside & ((array < spec.min) | (array > spec.max))))
-            if unseen:
-                self._add(
-                    "warning",
-                    "beyond_seen_range",
-                    f"{spec.name!r}: {unseen} value(s) beyond the range seen in "
-                    f"training [{spec.min:g}, {spec.max:g}].",
-                    column=spec.name,
-                    count=unseen,
-                )
-        self._missing(spec, values, missing=int(np.count_nonzero(np.isnan(array))))
 
-    def _boolean(self, spec: ColumnSpec) -> None:
-        raw = self.frame[spec.name]
-        false_key, true_key = (label_key(v) for v in spec.levels or [0, 1])
-        # Checks run on the few distinct values; rows pick their answer up by code.
-        codes, uniques = factorize(raw)
-        known = np.array([label_key(u) in (false_key, true_key) for u in uniques] + [True])
-        if not known.all():  # a per-row pass only when some value is wrong
-            allowed = ", ".join(map(str, spec.levels or []))
-            bad = ~known[codes]
-            self._row_error(bad, "unknown_boolean", spec.name, f"are not one of: {allowed}", raw)
-        self._missing(spec, raw, missing=int(np.count_nonzero(codes < 0)))
-        self._distinct[spec.name] = len(uniques)
+    def judged_dense_row(self, name: str) -> np.ndarray:
+        """Return the judged (encoded) values of a numeric or boolean column."""
+        dense = [s.name for s in self.contract.features if s.kind != "categorical"]
+        return self.judged.dense[dense.index(name)]
 
-    def _categorical(self, spec: ColumnSpec) -> None:
-        raw = self.frame[spec.name]
-        # clean_text, unseen and missing checks per distinct value, not per cell.
-        codes, uniques = factorize(raw)
-        cleaned = np.empty(len(uniques) + 1, dtype=object)
-        cleaned[: len(uniques)] = [clean_cell(u) for u in uniques]
-        cleaned[-1] = None  # code -1: a missing cell
-        text = _cleaned_column(raw, codes, cleaned)
-        self.frame[spec.name] = text
-        present = np.array([c is not None for c in cleaned])
-        if not spec.open_categories and spec.categories:
-            allowed_set = set(spec.categories)
-            unseen = present & np.array([c not in allowed_set for c in cleaned])
-            allowed = ", ".join(list(spec.categories)[:20])
-            if unseen.any():
-                self._row_error(
-                    unseen[codes],
-                    "unseen_category",
-                    spec.name,
-                    f"hold categories not in: {allowed}",
-                    text,
-                )
-        missing = codes < 0 if present[:-1].all() else ~present[codes]  # blank text is missing
-        self._missing(spec, text, missing=int(np.count_nonzero(missing)))
-        self._distinct[spec.name] = len({c for c in cleaned if c is not None})
-
-    def _missing(self, spec: ColumnSpec, values: pd.Series, missing: int | None = None) -> None:
-        if missing is None:
-            missing = int(values.isna().sum())
-        if missing and spec.missing_rate == 0.0:
+    def _missing(self, spec: ColumnSpec, raw: pd.Series) -> None:
+        if spec.missing_rate > 0.0 or spec.policy.missing == "reject":
+            return  # expected, or already an error from the rule
+        missing = int(raw.isna().sum())
+        if not _is_number_dtype(raw) and not missing:
+            missing = int(clean_text(raw).isna().sum())
+        if missing:
             self._add(
                 "warning",
                 "unexpected_missing",
@@ -277,9 +272,8 @@ class _Checker:
                 count=missing,
             )
 
-    def _constant(self, spec: ColumnSpec) -> None:
-        values = self.frame[spec.name]
-        if len(values) > 1 and self._nunique_at_most_one(spec.name, values):
+    def _constant(self, spec: ColumnSpec, raw: pd.Series) -> None:
+        if len(raw) > 1 and _nunique_at_most_one(raw):
             self._add(
                 "warning",
                 "constant_column",
@@ -287,23 +281,12 @@ class _Checker:
                 column=spec.name,
             )
 
-    def _nunique_at_most_one(self, name: str, values: pd.Series) -> bool:
-        """Return whether ``values`` hold at most one distinct non-missing value."""
-        if name in self._distinct:  # counted by the column's check
-            return self._distinct[name] <= 1
-        if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
-            array = values.to_numpy(dtype=np.float64, na_value=np.nan)
-            present = array[~np.isnan(array)]
-            return len(present) == 0 or bool(present.min() == present.max())
-        return bool(values.nunique(dropna=True) <= 1)
-
     def _ids(self) -> None:
         name = self.contract.id
         if not name or name not in self.frame.columns:
             return
         ids = self.frame[name]
-        missing = ids.isna()
-        self._row_error(missing, "missing_id", name, "have no id")
+        missing = ids.isna()  # refused by the id rule already
         # A cheap pass settles the usual case, no duplicates at all; only then are all rows
         # sharing an id marked.
         if _repeats(ids):
@@ -334,22 +317,25 @@ class _Checker:
             )
 
 
-def _cleaned_column(raw: pd.Series, codes: np.ndarray, cleaned: np.ndarray) -> pd.Series:
-    """Return the column as cleaned text (``cleaned[codes]``, None for missing cells).
+def _is_number_dtype(values: pd.Series) -> bool:
+    dtype = values.dtype
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
-    A ``category`` column (Parquet strings) stays a category over the cleaned values, so
-    the encoder reads its codes instead of hashing a million strings again; other columns
-    become object text as before.
-    """
-    if not isinstance(raw.dtype, pd.CategoricalDtype):
-        return pd.Series(cleaned[codes], index=raw.index, name=raw.name)
-    if raw.cat.categories.tolist() == cleaned[:-1].tolist():  # every level already clean
-        return raw
-    levels = list(dict.fromkeys(c for c in cleaned if c is not None))
-    position = {level: i for i, level in enumerate(levels)}
-    remap = np.array([position.get(c, -1) for c in cleaned], dtype=np.int64)
-    values = pd.Categorical.from_codes(remap[codes], categories=pd.Index(levels, dtype=object))
-    return pd.Series(values, index=raw.index, name=raw.name)
+
+def _nunique_at_most_one(values: pd.Series) -> bool:
+    """Return whether ``values`` hold at most one distinct non-missing value."""
+    if _is_number_dtype(values):
+        array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        present = array[~np.isnan(array)]
+        return len(present) == 0 or bool(present.min() == present.max())
+    codes, _ = factorize(values)
+    return len(np.unique(codes[codes >= 0])) <= 1
+
+
+def _rows_text(rows: list[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:MAX_ROWS_SHOWN])
+    more = f" (and {len(rows) - MAX_ROWS_SHOWN} more)" if len(rows) > MAX_ROWS_SHOWN else ""
+    return f"rows {shown}{more}"
 
 
 def _repeats(ids: pd.Series) -> bool:
