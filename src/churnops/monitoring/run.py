@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from churnops.monitoring.performance import (
 )
 from churnops.monitoring.triggers import Evidence, RetrainDecision, decide
 from churnops.registry.models import LoadedModel
+
+if TYPE_CHECKING:
+    from churnops.scoring.model import ScoringModel
 
 
 @dataclass
@@ -178,9 +181,12 @@ def monitor(
     _require_features(current, contract, current_name)
     _require_features(reference, contract, reference_name or "reference")
 
+    warnings: list[str] = []
+    reference, X_ref = _scorable(reference, model, reference_name or "reference", warnings)
+    current, X_cur = _scorable(current, model, current_name, warnings)
     drift = data_drift(reference, current, contract, thresholds_from(settings))
-    p_ref = model.probabilities(model.encoder.transform(reference))
-    p_cur = model.probabilities(model.encoder.transform(current))
+    p_ref = model.probabilities(X_ref)
+    p_cur = model.probabilities(X_cur)
     prediction = prediction_drift(p_ref, p_cur, model.threshold, thresholds_from(settings))
 
     y = _labels(current, labels, contract)
@@ -226,6 +232,7 @@ def monitor(
         decision=decision,
         current_digest=frame_digest(current),
         seconds=0.0,
+        warnings=warnings,
     )
     if report is not None:
         from churnops.monitoring.report import write_report
@@ -249,6 +256,24 @@ def monitor(
 
         result.store_id = save_run(settings, result)
     return result
+
+
+def _scorable(
+    frame: pd.DataFrame, model: ScoringModel, name: str, warnings: list[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Return the rows the contract's rules accept and their encoded matrix.
+
+    Rows the API and batch scoring would refuse are left out here too (with a warning
+    naming the first ones), so monitoring judges the model on what it would have scored.
+    """
+    judged = model.encoder.judge(frame)
+    if not judged.problems:
+        return frame, model.encoder.matrix(judged)
+    bad = sorted(judged.problems)
+    first = "; ".join(f"row {r}: {judged.problems[r][0].reason}" for r in bad[:3])
+    warnings.append(f"{name}: {len(bad)} row(s) break the contract and are left out ({first}).")
+    good = np.flatnonzero(~judged.bad)
+    return frame.iloc[good].reset_index(drop=True), model.encoder.matrix(judged, rows=good)
 
 
 def _require_features(frame: pd.DataFrame, contract: DataContract, name: str) -> None:

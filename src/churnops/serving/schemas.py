@@ -9,11 +9,12 @@ fields, allowed categories, ranges and a ready example.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from churnops.data.contract import DataContract
+from churnops.data.rules import NUMBER_TEXT
 
 
 class ModelRef(BaseModel):
@@ -105,7 +106,7 @@ def feature_summary(contract: DataContract) -> list[FeatureSummary]:
             FeatureSummary(
                 name=spec.name,
                 kind=spec.kind,
-                required=spec.missing_rate == 0.0,
+                required=spec.policy.missing == "reject",
                 categories=list(spec.categories or {}) if spec.kind == "categorical" else None,
                 levels=list(spec.levels or []) if spec.kind == "boolean" else None,
                 minimum=spec.lower if spec.kind == "numeric" else None,
@@ -124,29 +125,32 @@ def customer_model(contract: DataContract, example: dict[str, Any]) -> type[Base
             Field(alias=contract.id, min_length=1, max_length=200, description="Customer id."),
         )
     for i, spec in enumerate(contract.features, start=1):
-        required = spec.missing_rate == 0.0
+        # The schema documents the contract's column rules (churnops.data.rules), which
+        # decide every request; it is not a second validator.
+        required = spec.policy.missing == "reject"
+        parse_text = spec.policy.text == "parse"
         default = ... if required else None
         if spec.kind == "numeric":
-            kind: Any = float
-            extra = {"ge": spec.lower, "le": spec.upper}
+            kind: Any = Annotated[float, Field(ge=spec.lower, le=spec.upper)]
+            if parse_text:
+                kind = kind | Annotated[str, Field(pattern=f"^\\s*{NUMBER_TEXT.pattern}\\s*$")]
         elif spec.kind == "boolean":
             kind = Literal[tuple(spec.levels or [0, 1])]  # type: ignore[misc]
-            extra = {}
-        elif spec.open_categories:
+            if parse_text:
+                kind = kind | str
+        elif spec.policy.unseen == "ignore":
             kind = str
-            extra = {}
         else:
             kind = Literal[tuple(spec.categories or {})]  # type: ignore[misc]
-            extra = {}
         if not required:
             kind = kind | None
         fields[_ident(spec.name, i)] = (
             kind,
-            Field(default, alias=spec.name, examples=[example.get(spec.name)], **extra),
+            Field(default, alias=spec.name, examples=[example.get(spec.name)]),
         )
     return create_model(  # type: ignore[call-overload,no-any-return]
         "CustomerIn",
-        __config__=ConfigDict(extra="forbid", json_schema_extra={"example": example}),
+        __config__=ConfigDict(extra="ignore", json_schema_extra={"example": example}),
         **fields,
     )
 
