@@ -2,6 +2,7 @@
 
     ChurnopsError                     exit 1, HTTP 500
     ├── ConfigError                   exit 2, HTTP 500  settings or options that cannot work
+    ├── MissingExtraError             exit 1, HTTP 500  an optional engine that is not installed
     ├── DataError                     exit 1, HTTP 422  a table we cannot use
     │   ├── DataSourceError           exit 1, HTTP 422  missing file, unknown format, bad SQL table
     │   ├── ContractError             exit 1, HTTP 422  a contract that cannot be built or read
@@ -9,6 +10,7 @@
     ├── ScoringInputError             exit 1, HTTP 422  a record the model cannot score
     ├── ModelNotFoundError            exit 3, HTTP 503  no such registered model, version or alias
     ├── RegistryError                 exit 3, HTTP 503  the tracking store refused or failed
+    │   └── ModelIntegrityError       exit 3, HTTP 503  artifact files differ from their hashes
     └── ServingError                  exit 1, HTTP 500  the online API refused a request
         ├── AuthenticationError       exit 1, HTTP 401  no API key, or not a valid one
         ├── PermissionDeniedError     exit 1, HTTP 403  a valid key without the role
@@ -51,6 +53,14 @@ class ConfigError(ChurnopsError):
     exit_code = 2
 
 
+class MissingExtraError(ChurnopsError):
+    """A command needs an optional engine (PySpark, Dagster) the install left out.
+
+    Heavy engines are extras so the core install stays light; the message names the extra
+    to install instead of surfacing an ``ImportError`` from deep inside the engine.
+    """
+
+
 class DataError(ChurnopsError):
     """A table churnops cannot use as given."""
 
@@ -87,6 +97,14 @@ class RegistryError(ChurnopsError):
 
     exit_code = 3
     http_status = 503
+
+
+class ModelIntegrityError(RegistryError):
+    """A model artifact whose files differ from the SHA-256 manifest (or HMAC) registered.
+
+    Raised before any file is parsed: a tampered, truncated, missing or extra file names
+    itself, and nothing from the folder is loaded.
+    """
 
 
 class ServingError(ChurnopsError):

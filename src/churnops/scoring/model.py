@@ -1,13 +1,15 @@
-"""The scoring model: contract + encoder + estimator + calibrator + threshold in one object.
+"""The scoring model: contract + encoder + native estimator + calibrator + threshold.
 
-This is the one fast scoring path. Batch jobs call :meth:`ScoringModel.predict_frame`;
-the API calls :meth:`ScoringModel.predict_records`, which skips pandas entirely because a
-one-row DataFrame costs more than the model.
+This is the one scoring path. Its pieces are all data (see :mod:`churnops.scoring.artifact`
+for how they are saved): the estimator is a native one from
+:mod:`churnops.scoring.estimators`, the calibrator one from
+:mod:`churnops.scoring.calibration`. Batch jobs call :meth:`ScoringModel.predict_frame`
+or encode and call :meth:`ScoringModel.probabilities`; the API scores one row through
+:class:`churnops.scoring.fast.FastScorer`, which ends in the same arithmetic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +18,8 @@ import pandas as pd
 
 from churnops.data.contract import DataContract
 from churnops.features.encoder import FeatureEncoder
-from churnops.training.calibration import Calibrator
-from churnops.training.candidates import get_candidate
+from churnops.scoring.calibration import Calibrator, expit
+from churnops.scoring.estimators import Estimator
 
 
 @dataclass
@@ -25,7 +27,7 @@ class ScoringModel:
     """Everything needed to turn a customer record into a probability, a flag and reasons."""
 
     contract: DataContract
-    estimator: Any
+    estimator: Estimator
     family: str
     threshold: float
     calibrator: Calibrator | None = None
@@ -35,10 +37,16 @@ class ScoringModel:
     def __post_init__(self) -> None:
         self.encoder = FeatureEncoder(self.contract)
 
+    def finish(self, margins: np.ndarray) -> np.ndarray:
+        """Turn log-odds into calibrated probabilities (elementwise: any batch size, same bits)."""
+        p = expit(margins)
+        return self.calibrator(p) if self.calibrator is not None else p
+
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         """Return calibrated churn probabilities for an encoded matrix."""
-        raw = self.estimator.predict_proba(X)[:, 1]
-        return self.calibrator(raw) if self.calibrator is not None else raw
+        if len(X) == 0:
+            return np.zeros(0)
+        return self.finish(self.estimator.margins(X))
 
     def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame:
         """Score a table: ``probability``, ``churn`` (0/1 at the threshold), and the id."""
@@ -48,13 +56,9 @@ class ScoringModel:
             out.insert(0, self.contract.id, df[self.contract.id].to_numpy())
         return out
 
-    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Return probabilities for JSON-like records (the online hot path)."""
-        return self.probabilities(self.encoder.transform_records(records))
-
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return per-source-column log-odds contributions and the bias for each row."""
-        raw = get_candidate(self.family).contributions(self.estimator, X)
+        raw = self.estimator.contributions(X)
         return self.encoder.group_by_source(raw[:, :-1]), raw[:, -1]
 
     def reasons(self, X: np.ndarray, top: int = 3) -> list[list[dict[str, Any]]]:

@@ -13,9 +13,12 @@ Exactness: the walk is LightGBM's ``Tree::NumericalDecision`` (missing-value typ
 None/Zero/NaN, default-left, ``fval <= threshold`` in double precision, thresholds read
 from the model text, which prints them round-trip exact) and the raw score is summed tree
 by tree in the same order as ``GBDT::PredictRaw``; the probability is the same sigmoid.
-:func:`compile_lightgbm` returns None (callers keep the C API) for anything else —
-categorical splits, linear trees, multiclass, averaged (random-forest) output, objectives
-other than ``binary`` — and checks itself against the booster before it is used.
+:func:`parse_lightgbm` builds the arrays from the model text alone (so a serving process
+needs no ``lightgbm`` import) and returns None for anything else — categorical splits,
+linear trees, multiclass, averaged (random-forest) output, objectives other than
+``binary``; callers then keep LightGBM's own predict. :func:`compile_lightgbm` is the same
+with a self-check against the booster: training runs it once before the model is saved,
+and records the verdict in the artifact, so the walk is checked where LightGBM is at hand.
 """
 
 from __future__ import annotations
@@ -242,10 +245,6 @@ class CompiledTrees:
             )
         )
 
-    def one(self, row: Any) -> float:
-        """Return the probability of one encoded row (LightGBM's binary sigmoid)."""
-        return 1.0 / (1.0 + math.exp(-self.sigmoid * self.raw_one(row)))
-
     def raw_many(self, X: np.ndarray) -> np.ndarray:
         """Return the raw scores of an encoded matrix.
 
@@ -288,10 +287,18 @@ class CompiledTrees:
                 X, self.roots, self.nodes, self.thresholds, self.leaves, ZERO_THRESHOLD, out
             )
 
-    def many(self, X: np.ndarray) -> np.ndarray:
-        """Return the probabilities of an encoded matrix."""
-        result: np.ndarray = 1.0 / (1.0 + np.exp(-self.sigmoid * self.raw_many(X)))
-        return result
+
+def parse_lightgbm(text: str, width: int, num_iteration: int = 0) -> CompiledTrees | None:
+    """Return the compiled form of a binary LightGBM model text, or None when unsupported.
+
+    Needs no ``lightgbm`` import: the text is all there is to the model. ``num_iteration``
+    > 0 keeps only the first trees (LightGBM's ``best_iteration``), as ``predict`` does.
+    """
+    try:
+        return _parse(text, width, num_iteration)
+    except (ValueError, KeyError, IndexError) as exc:
+        log.warning("LightGBM model not compiled, using LightGBM's predict: %s", exc)
+        return None
 
 
 def compile_lightgbm(booster: Any, width: int, num_iteration: int | None) -> CompiledTrees | None:
@@ -301,16 +308,13 @@ def compile_lightgbm(booster: Any, width: int, num_iteration: int | None) -> Com
     (zeros, NaNs, each split's threshold and its neighbours); any disagreement beyond
     ``CHECK_TOLERANCE`` returns None so the caller keeps LightGBM's own path.
     """
-    try:
-        compiled = _parse(booster.model_to_string(num_iteration=num_iteration or -1), width)
-    except (ValueError, KeyError, IndexError) as exc:
-        log.warning("LightGBM model not compiled, using its C API: %s", exc)
-        return None
+    compiled = parse_lightgbm(booster.model_to_string(num_iteration=-1), width, num_iteration or 0)
     if compiled is None:
         return None
     probes = _probes(compiled)
     expected = np.asarray(
-        booster.predict(probes, raw_score=True, num_iteration=num_iteration), dtype=np.float64
+        booster.predict(probes, raw_score=True, num_iteration=num_iteration or -1),
+        dtype=np.float64,
     )
     got = compiled.raw_many(probes)
     one = np.array([compiled.raw_one(row) for row in probes[:8]])
@@ -318,35 +322,47 @@ def compile_lightgbm(booster: Any, width: int, num_iteration: int | None) -> Com
         np.allclose(got, expected, rtol=0, atol=CHECK_TOLERANCE)
         and np.allclose(one, expected[:8], rtol=0, atol=CHECK_TOLERANCE)
     ):
-        log.warning("compiled LightGBM trees disagree with LightGBM; using its C API")
+        log.warning("compiled LightGBM trees disagree with LightGBM; using LightGBM's predict")
         return None
     return compiled
 
 
-def _parse(text: str, width: int) -> CompiledTrees | None:
+def binary_sigmoid(text: str) -> float | None:
+    """Return the sigmoid scale of a ``binary`` LightGBM model text; None for other objectives.
+
+    LightGBM's probability is ``1 / (1 + exp(-sigmoid * raw))``; the scale is 1 unless the
+    model was trained with ``sigmoid=...``.
+    """
+    objective = _fields(text.partition("\nTree=")[0]).get("objective", "").split()
+    if not objective or objective[0] != "binary":
+        return None
+    sigmoid = 1.0
+    for option in objective[1:]:
+        if option.startswith("sigmoid:"):
+            sigmoid = float(option.split(":", 1)[1])
+    return sigmoid
+
+
+def _parse(text: str, width: int, num_iteration: int) -> CompiledTrees | None:
     """Build the flat arrays from LightGBM's model text (None for unsupported models)."""
     header, _, body = text.partition("\nTree=")
     head = _fields(header)
-    objective = head.get("objective", "").split()
+    sigmoid = binary_sigmoid(text)
     if (
-        not objective
-        or objective[0] != "binary"
+        sigmoid is None
         or head.get("num_class", "1") != "1"
         or head.get("num_tree_per_iteration", "1") != "1"
         or "average_output" in head
         or int(head.get("max_feature_idx", "-1")) + 1 != width
     ):
         return None
-    sigmoid = 1.0
-    for option in objective[1:]:
-        if option.startswith("sigmoid:"):
-            sigmoid = float(option.split(":", 1)[1])
     body = body.split("\nend of trees", 1)[0]
     roots: list[int] = []
     nodes: list[tuple[int, int, int, int]] = []
     thresholds: list[float] = []
     leaves: list[float] = []
-    for chunk in ("Tree=" + body).split("\nTree=")[0:]:
+    chunks = ("Tree=" + body).split("\nTree=")
+    for chunk in chunks[:num_iteration] if num_iteration > 0 else chunks:
         tree = _fields(chunk)
         if int(tree.get("num_cat", "0")) != 0 or tree.get("is_linear", "0") != "0":
             return None

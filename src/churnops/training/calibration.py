@@ -3,6 +3,10 @@
 The calibrator is fitted on out-of-fold predictions of the chosen model (cross-fitting),
 so it never sees a probability the model produced for its own training rows. Which
 method wins (none, sigmoid, isotonic) is itself decided by CV on those predictions.
+
+scikit-learn fits; the result is converted at once to the data-only calibrators of
+:mod:`churnops.scoring.calibration`, and those compute every calibrated number here too —
+so the CV Brier that chose the method is the arithmetic the served model runs.
 """
 
 from __future__ import annotations
@@ -15,21 +19,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import StratifiedKFold
 
+from churnops.scoring.calibration import (
+    Calibrator,
+    IsotonicCalibrator,
+    SigmoidCalibrator,
+    logit,
+)
+
 MIN_GAIN = 1e-4  # Brier improvement below this is noise: keep the raw probabilities
-
-
-@dataclass
-class Calibrator:
-    """A one-dimensional map from raw probability to calibrated probability."""
-
-    method: str
-    model: object
-
-    def __call__(self, p: np.ndarray) -> np.ndarray:
-        """Return calibrated probabilities for raw probabilities ``p``."""
-        if self.method == "isotonic":
-            return np.clip(self.model.predict(p), 0.0, 1.0)  # type: ignore[attr-defined]
-        return self.model.predict_proba(logit(p)[:, None])[:, 1]  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -43,11 +40,14 @@ class CalibrationChoice:
 
 def fit_calibrator(method: str, p: np.ndarray, y: np.ndarray) -> Calibrator:
     """Fit a sigmoid (Platt) or isotonic calibrator on probabilities ``p``."""
+    p = np.asarray(p, dtype=np.float64)
     if method == "isotonic":
-        model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
-    else:
-        model = LogisticRegression(C=1e6).fit(logit(p)[:, None], y)
-    return Calibrator(method, model)
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
+        return IsotonicCalibrator(
+            tuple(float(x) for x in iso.X_thresholds_), tuple(float(v) for v in iso.y_thresholds_)
+        )
+    lr = LogisticRegression(C=1e6).fit(logit(p)[:, None], y)
+    return SigmoidCalibrator(float(lr.coef_[0][0]), float(lr.intercept_[0]))
 
 
 def choose_calibration(p_oof: np.ndarray, y: np.ndarray, seed: int = 0) -> CalibrationChoice:
@@ -65,9 +65,3 @@ def choose_calibration(p_oof: np.ndarray, y: np.ndarray, seed: int = 0) -> Calib
     if best == "none" or scores["none"] - scores[best] < MIN_GAIN:
         return CalibrationChoice("none", scores, None)
     return CalibrationChoice(best, scores, fit_calibrator(best, p_oof, y))
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    """Return the log-odds of probabilities, clipped away from 0 and 1 (both calibrators use it)."""
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))

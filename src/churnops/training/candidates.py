@@ -1,9 +1,10 @@
-"""Model families as entries: a builder, a search space and a contribution function each.
+"""Model families as entries: a search space, a builder and a converter to the native model.
 
-Adding a family is adding an entry to :data:`CANDIDATES`; the tuner never names one.
-Contributions are exact SHAP values in the model's log-odds space — TreeSHAP from the
-boosters' own ``pred_contrib`` and linear SHAP for the logistic model — so per-customer
-reasons cost one extra predict call and need no explainer object in the artifact.
+Adding a family is adding an entry to :data:`CANDIDATES` (and its native estimator in
+:mod:`churnops.scoring.estimators`); the tuner never names one. Training fits the
+scikit-learn-style estimator; ``to_native`` turns the fitted one into the data-only model
+the artifact stores and every scoring path uses (which also owns the exact SHAP
+contributions), so nothing fitted here is ever pickled or needed at serving time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from churnops.scoring.estimators import (
+    Estimator,
+    LightGBMEstimator,
+    LogisticEstimator,
+    XGBoostEstimator,
+)
+from churnops.scoring.trees import compile_lightgbm
+
 if TYPE_CHECKING:
     import optuna
 
@@ -22,13 +31,13 @@ N_JOBS = 2
 
 @dataclass(frozen=True)
 class Candidate:
-    """One model family: how to sample its parameters, build it, and explain it."""
+    """One model family: how to sample its parameters, build it, and convert the fitted one."""
 
     name: str
     suggest: Callable[[optuna.Trial], dict[str, Any]]
     build: Callable[[dict[str, Any], int], Any]
-    contributions: Callable[[Any, np.ndarray], np.ndarray]
-    """Return an (n, features + 1) array: per-feature log-odds contributions, then the bias."""
+    to_native: Callable[[Any], Estimator]
+    """Return the fitted estimator as a native, data-only scoring estimator."""
 
 
 def _logistic_space(trial: optuna.Trial) -> dict[str, Any]:
@@ -44,13 +53,17 @@ def _logistic_build(params: dict[str, Any], seed: int) -> Any:
     return make_pipeline(StandardScaler(), model)
 
 
-def _logistic_contributions(model: Any, X: np.ndarray) -> np.ndarray:
+def _logistic_native(model: Any) -> LogisticEstimator:
     scaler, logreg = model[0], model[-1]
-    coef = logreg.coef_[0] / scaler.scale_
-    # Linear SHAP: contribution relative to the training mean, so the bias is the mean margin.
-    contrib = (X - scaler.mean_) * coef
-    bias = np.full((X.shape[0], 1), logreg.intercept_[0])
-    return np.hstack([contrib, bias])
+    width = logreg.coef_.shape[1]
+    mean = scaler.mean_ if scaler.with_mean else np.zeros(width)
+    scale = scaler.scale_ if scaler.with_std else np.ones(width)
+    return LogisticEstimator(
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in scale),
+        tuple(float(v) for v in logreg.coef_[0]),
+        float(logreg.intercept_[0]),
+    )
 
 
 def _lightgbm_space(trial: optuna.Trial) -> dict[str, Any]:
@@ -71,8 +84,14 @@ def _lightgbm_build(params: dict[str, Any], seed: int) -> Any:
     return LGBMClassifier(**params, subsample_freq=1, random_state=seed, n_jobs=N_JOBS, verbose=-1)
 
 
-def _lightgbm_contributions(model: Any, X: np.ndarray) -> np.ndarray:
-    return np.asarray(model.booster_.predict(X, pred_contrib=True))
+def _lightgbm_native(model: Any) -> LightGBMEstimator:
+    booster = model.booster_
+    best = int(getattr(booster, "best_iteration", 0) or 0)
+    width = booster.num_feature()
+    # The compiled walk is checked against the booster here, where LightGBM is loaded;
+    # the verdict travels with the artifact so serving needs no lightgbm import.
+    compiled = compile_lightgbm(booster, width, best if best > 0 else None) is not None
+    return LightGBMEstimator(booster.model_to_string(num_iteration=-1), width, best, compiled)
 
 
 def _xgboost_space(trial: optuna.Trial) -> dict[str, Any]:
@@ -93,18 +112,18 @@ def _xgboost_build(params: dict[str, Any], seed: int) -> Any:
     return XGBClassifier(**params, tree_method="hist", random_state=seed, n_jobs=N_JOBS)
 
 
-def _xgboost_contributions(model: Any, X: np.ndarray) -> np.ndarray:
-    from xgboost import DMatrix
-
-    return np.asarray(model.get_booster().predict(DMatrix(X), pred_contribs=True))
+def _xgboost_native(model: Any) -> XGBoostEstimator:
+    booster = model.get_booster()
+    begin, end = model._get_iteration_range(None)  # what predict_proba uses
+    return XGBoostEstimator(booster.copy(), booster.num_features(), (begin, end))
 
 
 CANDIDATES: dict[str, Candidate] = {
     c.name: c
     for c in (
-        Candidate("logistic", _logistic_space, _logistic_build, _logistic_contributions),
-        Candidate("lightgbm", _lightgbm_space, _lightgbm_build, _lightgbm_contributions),
-        Candidate("xgboost", _xgboost_space, _xgboost_build, _xgboost_contributions),
+        Candidate("logistic", _logistic_space, _logistic_build, _logistic_native),
+        Candidate("lightgbm", _lightgbm_space, _lightgbm_build, _lightgbm_native),
+        Candidate("xgboost", _xgboost_space, _xgboost_build, _xgboost_native),
     )
 }
 

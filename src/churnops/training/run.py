@@ -20,6 +20,7 @@ from churnops.config import Settings
 from churnops.data.contract import DataContract, frame_digest, infer_contract
 from churnops.data.validation import ValidationReport, validate
 from churnops.errors import ConfigError, DataValidationError
+from churnops.features.encoder import FeatureEncoder
 from churnops.scoring.model import ScoringModel
 from churnops.training import explain, plots
 from churnops.training.calibration import CalibrationChoice, choose_calibration
@@ -98,9 +99,9 @@ def train(
     train_idx, holdout_idx = _split(y_all, settings)
     train_frame, holdout_frame = frame.iloc[train_idx], frame.iloc[holdout_idx]
     y, y_holdout = y_all[train_idx], y_all[holdout_idx]
-    probe = ScoringModel(contract, estimator=None, family=families[0], threshold=0.5)
-    X = probe.encoder.transform(train_frame)
-    X_holdout = probe.encoder.transform(holdout_frame)
+    encoder = FeatureEncoder(contract)
+    X = encoder.transform(train_frame)
+    X_holdout = encoder.transform(holdout_frame)
 
     folds = stratified_folds(y, settings.cv_folds, settings.seed)
     results: list[FamilyResult] = []
@@ -126,10 +127,11 @@ def train(
     choice = choose_threshold(y, oof, settings.threshold_strategy, economics, values)
     cv_metrics = classification_metrics(y, oof, choice.threshold)
 
-    estimator = get_candidate(best.family).build(best.best_params, settings.seed).fit(X, y)
+    candidate = get_candidate(best.family)
+    fitted = candidate.build(best.best_params, settings.seed).fit(X, y)
     model = ScoringModel(
         contract,
-        estimator,
+        candidate.to_native(fitted),
         best.family,
         choice.threshold,
         calibration.calibrator,

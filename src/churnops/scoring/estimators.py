@@ -1,0 +1,356 @@
+"""Native estimators: each model family as data in its own format, with its exact arithmetic.
+
+Why not the fitted scikit-learn objects: a pickled estimator is code (unpickling runs
+whatever it names), breaks when a class moves, and drags scikit-learn into every serving
+process. Each family here holds only what predicts — LightGBM's model text, XGBoost's
+booster (UBJSON), the logistic model's coefficients as JSON numbers — and loads with the
+family's own library at most (never scikit-learn, SciPy or ``churnops.training``).
+
+Every family computes the same three things:
+
+- ``margins(X)``: the log-odds, float64. Probabilities are ``expit(margins)`` in every
+  family, so the probability arithmetic is one function (:func:`calibration.expit`).
+- ``margin_one(row)``: the same margin for one row, bit for bit the batch's number (the
+  online API scores one row; batch jobs score millions; they must agree).
+- ``contributions(X)``: exact SHAP values in log-odds, ``(n, width + 1)`` with the bias
+  last — TreeSHAP from the boosters' own ``pred_contrib``, linear SHAP relative to the
+  training mean for the logistic model — so reasons need no explainer object.
+
+LightGBM margins come from the compiled flat-array walk (:mod:`churnops.scoring.trees`)
+when training found it equal to LightGBM on probe rows, so scoring imports no
+``lightgbm`` at all; contributions (and unsupported models) load the booster on demand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+from numba import njit
+
+from churnops.scoring.calibration import expit
+from churnops.scoring.trees import CompiledTrees, binary_sigmoid, parse_lightgbm
+
+META_FILE = "estimator.json"
+
+
+class Estimator(Protocol):
+    """What a native estimator offers the scoring model."""
+
+    family: ClassVar[str]
+    width: int
+
+    def margins(self, X: np.ndarray) -> np.ndarray: ...
+
+    def margin_one(self, row: Sequence[float]) -> float: ...
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray: ...
+
+    def contributions(self, X: np.ndarray) -> np.ndarray: ...
+
+    def save(self, folder: Path) -> list[str]: ...
+
+
+def _write_meta(folder: Path, meta: dict[str, Any]) -> str:
+    (folder / META_FILE).write_text(json.dumps(meta, allow_nan=False, sort_keys=True))
+    return META_FILE
+
+
+def _read_meta(folder: Path, family: str) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads((folder / META_FILE).read_text())
+    if meta.get("family") != family:
+        raise ValueError(f"{META_FILE} describes family {meta.get('family')!r}, not {family!r}")
+    return meta
+
+
+def _matrix(X: np.ndarray, width: int) -> np.ndarray:
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != width:
+        raise ValueError(f"expected an (n, {width}) matrix, got shape {X.shape}")
+    return X
+
+
+# ----------------------------------------------------------------------------- logistic
+
+
+@njit(cache=True, nogil=True)
+def _linear_margins(
+    X: Any, mean: Any, scale: Any, coef: Any, intercept: float, out: Any
+) -> None:  # pragma: no cover - compiled
+    """StandardScaler then the linear model, each row summed left to right.
+
+    One compiled loop for one row and for a matrix: the same operations in the same order,
+    so ``margin_one`` and ``margins`` agree to the bit (a BLAS dot product blocks
+    differently for one row than for many).
+    """
+    for i in range(X.shape[0]):
+        z = intercept
+        for j in range(X.shape[1]):
+            z += ((X[i, j] - mean[j]) / scale[j]) * coef[j]
+        out[i] = z
+
+
+@dataclass
+class LogisticEstimator:
+    """StandardScaler + binary LogisticRegression as four JSON arrays of floats."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    family: ClassVar[str] = "logistic"
+    width: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not len(self.mean) == len(self.scale) == len(self.coef):
+            raise ValueError("logistic mean, scale and coef differ in length")
+        self.width = len(self.coef)
+        self._mean = np.asarray(self.mean, dtype=np.float64)
+        self._scale = np.asarray(self.scale, dtype=np.float64)
+        self._coef = np.asarray(self.coef, dtype=np.float64)
+
+    def margins(self, X: np.ndarray) -> np.ndarray:
+        """Return the log-odds of an encoded matrix."""
+        X = _matrix(X, self.width)
+        out = np.empty(X.shape[0])
+        _linear_margins(X, self._mean, self._scale, self._coef, self.intercept, out)
+        return out
+
+    def margin_one(self, row: Sequence[float]) -> float:
+        """Return the log-odds of one encoded row (the batch kernel on one row)."""
+        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Return churn probabilities of an encoded matrix."""
+        return expit(self.margins(X))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Linear SHAP relative to the training mean: the bias is the mean row's margin."""
+        X = _matrix(X, self.width)
+        contrib = (X - self._mean) * (self._coef / self._scale)
+        return np.hstack([contrib, np.full((X.shape[0], 1), self.intercept)])
+
+    def save(self, folder: Path) -> list[str]:
+        """Write ``estimator.json`` (floats as JSON numbers: ``repr`` round-trips exactly)."""
+        meta = {
+            "family": self.family,
+            "width": self.width,
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "coef": list(self.coef),
+            "intercept": self.intercept,
+        }
+        return [_write_meta(folder, meta)]
+
+    @classmethod
+    def load(cls, folder: Path) -> LogisticEstimator:
+        """Read the model written by :meth:`save`."""
+        meta = _read_meta(folder, cls.family)
+        model = cls(
+            tuple(map(float, meta["mean"])),
+            tuple(map(float, meta["scale"])),
+            tuple(map(float, meta["coef"])),
+            float(meta["intercept"]),
+        )
+        if model.width != meta["width"]:
+            raise ValueError(f"{META_FILE} says width {meta['width']}, coef has {model.width}")
+        return model
+
+
+# ----------------------------------------------------------------------------- LightGBM
+
+
+class LightGBMEstimator:
+    """A binary LightGBM model as its model text, walked by compiled code when verified."""
+
+    family: ClassVar[str] = "lightgbm"
+    MODEL_FILE: ClassVar[str] = "lightgbm_model.txt"
+
+    def __init__(
+        self, model_text: str, width: int, best_iteration: int = 0, compiled: bool = True
+    ) -> None:
+        """Build the estimator from LightGBM's model text.
+
+        Args:
+            model_text: ``Booster.model_to_string()`` of the whole model.
+            width: the number of encoded input columns.
+            best_iteration: trees used when > 0 (early stopping), else all of them.
+            compiled: whether the flat-array walk was checked equal to LightGBM (training
+                decides this with the booster at hand; see ``compile_lightgbm``).
+        """
+        sigmoid = binary_sigmoid(model_text)
+        if sigmoid is None:
+            raise ValueError("only LightGBM models with the binary objective are supported")
+        self.model_text = model_text
+        self.width = width
+        self.best_iteration = best_iteration
+        self.sigmoid = sigmoid
+        self.trees: CompiledTrees | None = (
+            parse_lightgbm(model_text, width, best_iteration) if compiled else None
+        )
+        self.compiled = self.trees is not None
+        self._booster: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle only the data (Spark ships the model to its workers)."""
+        return {
+            "model_text": self.model_text,
+            "width": self.width,
+            "best_iteration": self.best_iteration,
+            "compiled": self.compiled,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the compiled walk on the receiving side."""
+        self.__init__(**state)  # type: ignore[misc]
+
+    @property
+    def booster(self) -> Any:
+        """Return the ``lightgbm.Booster`` (imported and parsed on first use only)."""
+        if self._booster is None:
+            import lightgbm
+
+            self._booster = lightgbm.Booster(model_str=self.model_text)
+        return self._booster
+
+    @property
+    def _num_iteration(self) -> int:
+        return self.best_iteration if self.best_iteration > 0 else -1
+
+    def margins(self, X: np.ndarray) -> np.ndarray:
+        """Return the log-odds of an encoded matrix."""
+        X = _matrix(X, self.width)
+        if self.trees is not None:
+            raw = self.trees.raw_many(X)
+        else:
+            raw = np.asarray(
+                self.booster.predict(X, raw_score=True, num_iteration=self._num_iteration),
+                dtype=np.float64,
+            )
+        return np.asarray(self.sigmoid * raw)
+
+    def margin_one(self, row: Sequence[float]) -> float:
+        """Return the log-odds of one encoded row."""
+        if self.trees is not None:
+            return self.sigmoid * self.trees.raw_one(row)
+        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Return churn probabilities of an encoded matrix."""
+        return expit(self.margins(X))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """TreeSHAP from LightGBM's own ``pred_contrib`` (raw-score log-odds, bias last)."""
+        X = _matrix(X, self.width)
+        return np.asarray(
+            self.booster.predict(X, pred_contrib=True, num_iteration=self._num_iteration),
+            dtype=np.float64,
+        )
+
+    def save(self, folder: Path) -> list[str]:
+        """Write the model text and ``estimator.json`` (iteration, width, compiled)."""
+        (folder / self.MODEL_FILE).write_text(self.model_text)
+        meta = {
+            "family": self.family,
+            "width": self.width,
+            "best_iteration": self.best_iteration,
+            "compiled": self.compiled,
+            "model_file": self.MODEL_FILE,
+        }
+        return [self.MODEL_FILE, _write_meta(folder, meta)]
+
+    @classmethod
+    def load(cls, folder: Path) -> LightGBMEstimator:
+        """Read the model written by :meth:`save` (no ``lightgbm`` import when compiled)."""
+        meta = _read_meta(folder, cls.family)
+        return cls(
+            (folder / meta["model_file"]).read_text(),
+            int(meta["width"]),
+            int(meta["best_iteration"]),
+            bool(meta["compiled"]),
+        )
+
+
+# ----------------------------------------------------------------------------- XGBoost
+
+
+class XGBoostEstimator:
+    """A binary XGBoost booster, saved in XGBoost's own UBJSON format."""
+
+    family: ClassVar[str] = "xgboost"
+    MODEL_FILE: ClassVar[str] = "xgboost_model.ubj"
+
+    def __init__(self, booster: Any, width: int, iteration_range: tuple[int, int]) -> None:
+        """Wrap a ``xgboost.Booster``; ``iteration_range`` is the trees predict uses."""
+        self.booster = booster
+        self.width = width
+        self.iteration_range = (int(iteration_range[0]), int(iteration_range[1]))
+
+    def margins(self, X: np.ndarray) -> np.ndarray:
+        """Return the log-odds of an encoded matrix (XGBoost sums its trees in float32)."""
+        X = _matrix(X, self.width)
+        out = self.booster.inplace_predict(
+            X, iteration_range=self.iteration_range, predict_type="margin"
+        )
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+    def margin_one(self, row: Sequence[float]) -> float:
+        """Return the log-odds of one encoded row (``inplace_predict``: no DMatrix)."""
+        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Return churn probabilities of an encoded matrix."""
+        return expit(self.margins(X))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """TreeSHAP from XGBoost's own ``pred_contribs`` (margin log-odds, bias last)."""
+        from xgboost import DMatrix
+
+        X = _matrix(X, self.width)
+        out = self.booster.predict(
+            DMatrix(X), pred_contribs=True, iteration_range=self.iteration_range
+        )
+        return np.asarray(out, dtype=np.float64)
+
+    def save(self, folder: Path) -> list[str]:
+        """Write the booster (UBJSON) and ``estimator.json`` (iteration range, width)."""
+        self.booster.save_model(str(folder / self.MODEL_FILE))
+        meta = {
+            "family": self.family,
+            "width": self.width,
+            "iteration_range": list(self.iteration_range),
+            "model_file": self.MODEL_FILE,
+        }
+        return [self.MODEL_FILE, _write_meta(folder, meta)]
+
+    @classmethod
+    def load(cls, folder: Path) -> XGBoostEstimator:
+        """Read the booster written by :meth:`save`."""
+        import xgboost
+
+        meta = _read_meta(folder, cls.family)
+        booster = xgboost.Booster()
+        booster.load_model(str(folder / meta["model_file"]))
+        begin, end = meta["iteration_range"]
+        return cls(booster, int(meta["width"]), (begin, end))
+
+
+ESTIMATORS: dict[str, Any] = {
+    cls.family: cls for cls in (LogisticEstimator, LightGBMEstimator, XGBoostEstimator)
+}
+
+
+def load_estimator(family: str, folder: Path) -> Estimator:
+    """Load the native estimator of ``family`` from ``folder``; ValueError if unknown."""
+    try:
+        cls = ESTIMATORS[family]
+    except KeyError:
+        raise ValueError(
+            f"unknown model family {family!r}; known: {', '.join(ESTIMATORS)}"
+        ) from None
+    estimator: Estimator = cls.load(folder)
+    return estimator
