@@ -49,9 +49,24 @@ class ScoringModel:
         return self.finish(self.estimator.margins(X))
 
     def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Score a table: ``probability``, ``churn`` (0/1 at the threshold), and the id."""
-        p = self.probabilities(self.encoder.transform(df))
-        out = pd.DataFrame({"probability": p, "churn": (p >= self.threshold).astype(int)})
+        """Score a table: the id, ``probability``, ``churn`` (at the threshold) and ``error``.
+
+        Rows are judged by the contract's column rules, as the API and batch scoring judge
+        them: a refused row keeps its place with no probability or flag and ``error``
+        saying ``field: message, sent value`` for each problem (one bad row does not fail
+        the others, as in a batch run); accepted rows have ``error`` None.
+        """
+        judged = self.encoder.judge(df)
+        n = len(df)
+        p = np.full(n, np.nan)
+        errors: list[str | None] = [None] * n
+        good = np.flatnonzero(~judged.bad)
+        p[good] = self.probabilities(self.encoder.matrix(judged, rows=good))
+        for row, problems in judged.problems.items():
+            errors[row] = "; ".join(problem.reason for problem in problems)
+        churn = pd.array(np.where(p >= self.threshold, 1, 0), dtype="Int64")
+        churn[np.isnan(p)] = pd.NA
+        out = pd.DataFrame({"probability": p, "churn": churn, "error": errors})
         if self.contract.id and self.contract.id in df.columns:
             out.insert(0, self.contract.id, df[self.contract.id].to_numpy())
         return out
