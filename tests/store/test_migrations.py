@@ -142,3 +142,27 @@ def test_scores_survive_the_move_to_the_run_pointer_and_back(tmp_path: Path) -> 
     with engine.connect() as conn:
         assert [tuple(r) for r in conn.execute(query)] == before
     engine.dispose()
+
+
+def test_head_revision_read_from_the_files_is_alembics() -> None:
+    """The text scan that lets a store at head skip Alembic finds Alembic's own head."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from churnops.store.database import MIGRATIONS, head_revision
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head() == HEAD
+
+
+def test_a_store_behind_head_is_migrated_on_first_use(tmp_path: Path) -> None:
+    """get_engine still upgrades a store an older churnops left at an earlier revision."""
+    from churnops.store import get_engine
+
+    home = tmp_path / "home"
+    home.mkdir()
+    settings = Settings(home=home)
+    _alembic(settings.resolved_database_url, "upgrade", "0004_batch")
+    with get_engine(settings).connect() as conn:
+        assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == HEAD

@@ -42,8 +42,13 @@ def score_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Score every customer with the champion into churn_scores for a date (replaces it)."""
-    from churnops.batch import score
     from churnops.config import get_settings
+
+    if engine == "spark":  # before the scoring path loads: a missing extra fails fast
+        from churnops.extras import require
+
+        require("pyspark", "spark")
+    from churnops.batch import score
 
     day = _date(scoring_date)
     settings = get_settings()

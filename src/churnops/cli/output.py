@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from churnops.errors import ChurnopsError
 
@@ -75,7 +76,10 @@ def handle_errors(func: F) -> F:
 def _report(payload: dict[str, Any], message: str, as_json: bool) -> None:
     if as_json:
         print_json(payload)
-    console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # Messages quote data and commands (``churnops[spark]``, ``[0, 1]``): never markup.
+    console.print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True
+    )
 
 
 @contextmanager
