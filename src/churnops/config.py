@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +45,11 @@ class Settings(BaseSettings):
 
     model_name: str = "churn-model"
     experiment_name: str = "churnops"
+    model_signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC key: registration signs each model's file manifest, and every load "
+        "then requires a valid signature (see docs/model-format.md).",
+    )
 
     seed: int = 42
     holdout: float = Field(0.2, gt=0.0, lt=0.9)

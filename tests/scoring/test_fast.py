@@ -1,4 +1,8 @@
-"""The fast path is exact: records -> codec -> FastScorer equals the model's own scoring."""
+"""The fast path is exact: records -> codec -> FastScorer equals the model's own scoring.
+
+One row (``FastScorer.one``) and a batch (``FastScorer.many``, which is
+``ScoringModel.probabilities``) must agree to 1e-12 for every family and calibrator.
+"""
 
 from __future__ import annotations
 
@@ -48,19 +52,19 @@ def test_codec_rows_equal_the_encoder(family_model: Any) -> None:
 
 @pytest.mark.parametrize("calibration", [None, "sigmoid", "isotonic"])
 def test_fast_scorer_equals_model_probabilities(family_model: Any, calibration: Any) -> None:
-    """For every family and calibrator, one-row and batch paths match predict_proba."""
+    """For every family and calibrator, one row and a batch give the same numbers (1e-12)."""
     df = make_customers(300, seed=6)
     X = family_model.encoder.transform(df)
     if calibration:
-        raw = family_model.estimator.predict_proba(X)[:, 1]
+        raw = family_model.estimator.probabilities(X)
         y = (df["churn"] == "Yes").to_numpy(dtype=int)
         family_model.calibrator = fit_calibrator(calibration, raw, y)
     try:
         expected = family_model.probabilities(X)
         scorer = FastScorer(family_model)
         one = np.array([scorer.one(row) for row in X.tolist()])
-        assert np.abs(one - expected).max() < 1e-6  # XGBoost sums in float32
-        assert np.abs(scorer.many(X) - expected).max() < 1e-6  # XGBoost sums in float32
+        assert np.abs(one - expected).max() <= 1e-12
+        assert np.abs(scorer.many(X) - expected).max() <= 1e-12
     finally:
         family_model.calibrator = None
 
@@ -99,15 +103,15 @@ def test_compiled_trees_are_used_for_lightgbm_and_equal_its_raw_scores(family_mo
 
     if family_model.family != "lightgbm":
         pytest.skip("LightGBM only")
-    booster = family_model.estimator.booster_
+    booster = family_model.estimator.booster
     X = family_model.encoder.transform(make_customers(400, seed=8))
     compiled = compile_lightgbm(booster, X.shape[1], None)
     assert compiled is not None
     expected = booster.predict(X, raw_score=True)
     assert np.abs(compiled.raw_many(X) - expected).max() < 1e-12
     assert np.abs(np.array([compiled.raw_one(r) for r in X]) - expected).max() < 1e-12
-    scorer = FastScorer(family_model)
-    assert isinstance(getattr(scorer._raw_one, "__self__", None), CompiledTrees)
+    assert isinstance(family_model.estimator.trees, CompiledTrees)
+    assert np.abs(family_model.estimator.margins(X) - expected).max() < 1e-12
 
 
 def test_compiled_trees_follow_lightgbm_missing_value_rules() -> None:
@@ -130,9 +134,9 @@ def test_compiled_trees_follow_lightgbm_missing_value_rules() -> None:
         compiled = compile_lightgbm(booster, 5, None)
         assert compiled is not None
         assert not compiled.plain  # these trees have NaN / zero missing types
-        expected = booster.predict(probes)
-        assert np.abs(compiled.many(probes) - expected).max() < 1e-12
-        assert np.abs(np.array([compiled.one(r) for r in probes]) - expected).max() < 1e-12
+        expected = booster.predict(probes, raw_score=True)
+        assert np.abs(compiled.raw_many(probes) - expected).max() < 1e-12
+        assert np.abs(np.array([compiled.raw_one(r) for r in probes]) - expected).max() < 1e-12
 
 
 def test_batch_matrix_equals_per_record_rows(family_model: Any) -> None:
@@ -149,7 +153,7 @@ def test_batch_matrix_equals_per_record_rows(family_model: Any) -> None:
             r["customer_id"] = i
         if i % 11 == 0:
             r["churn"] = "No"  # the label may be sent; it is ignored
-    expected = np.array(codec.encode_many(records))
+    expected = np.array([codec.encode(r, i) for i, r in enumerate(records)])
     assert np.array_equal(codec.encode_matrix(records), expected)
 
 
@@ -176,23 +180,40 @@ def test_batch_matrix_equals_per_record_rows(family_model: Any) -> None:
 def test_batch_matrix_422s_equal_per_record(
     family_model: Any, position: int, change: dict[str, Any]
 ) -> None:
-    """A bad batch gets the same problems (field, message, sent, allowed, index) either way."""
+    """A batch gets the same verdicts (field, message, sent, allowed, index) as record by record.
+
+    Whether a change is refused is the contract's column policy (the lead's rules); either
+    way the batch path must say what the records say one at a time.
+    """
     from churnops.errors import ScoringInputError
 
     codec = RecordCodec(family_model.contract)
     records = _records(make_customers(40, seed=10))
     records[position].update(change)
-    records[position + 20].update(change)  # two bad customers: both reported, by index
+    records[position + 20].update(change)  # two changed customers: both reported, by index
     records[5] = "not an object"  # type: ignore[call-overload]
-    with pytest.raises(ScoringInputError) as per_record:
-        codec.encode_many(records)
+
+    def per_record() -> list[dict[str, Any]]:
+        problems = []
+        for i, record in enumerate(records):
+            try:
+                codec.encode(record, i)
+            except ScoringInputError as exc:
+                problems.extend(exc.details["errors"])
+        return problems
+
     with pytest.raises(ScoringInputError) as columns:
         codec.encode_matrix(records)
-    assert columns.value.details == per_record.value.details
-    assert columns.value.message == per_record.value.message
-    records[5] = dict(records[4])  # only the changed customers remain bad
+    assert columns.value.details["errors"] == per_record()
+    records[5] = dict(records[4])  # only the changed customers remain
+    expected = per_record()
+    if not expected:  # the policy accepts the change: same rows both ways
+        rows = np.array([codec.encode(r, i) for i, r in enumerate(records)])
+        assert np.array_equal(codec.encode_matrix(records), rows)
+        return
     with pytest.raises(ScoringInputError) as columns:
         codec.encode_matrix(records)
+    assert columns.value.details["errors"] == expected
     indexes = {p["index"] for p in columns.value.details["errors"]}
     assert indexes == {position, position + 20}
 
@@ -201,18 +222,25 @@ def test_batch_matrix_422s_equal_per_record(
 def test_fast_batches_equal_model_probabilities_exactly(
     family_model: Any, calibration: Any
 ) -> None:
-    """Batch scoring may swap ScoringModel.probabilities for FastScorer.many: 1e-12 apart.
+    """Batches on the threaded path equal one row at a time, and the estimator's own numbers.
 
-    4,099 rows: over two threads' worth (the threaded path) with an odd tail.
+    4,099 rows: over two threads' worth (the threaded path) with an odd tail. Calibrated
+    or not, the model's probabilities are the estimator's (LightGBM: its own predict, to
+    1e-12) through the calibrator.
     """
     X = family_model.encoder.transform(make_customers(4099, seed=11))
     if calibration:
-        raw = family_model.estimator.predict_proba(X)[:, 1]
+        raw = family_model.estimator.probabilities(X)
         y = (make_customers(4099, seed=11)["churn"] == "Yes").to_numpy(dtype=int)
         family_model.calibrator = fit_calibrator(calibration, raw, y)
     try:
-        got = FastScorer(family_model).many(X)
-        assert np.abs(got - family_model.probabilities(X)).max() <= 1e-12
+        scorer = FastScorer(family_model)
+        got = scorer.many(X)
+        assert np.array_equal(got, family_model.probabilities(X))
+        assert np.abs(got[::97] - [scorer.one(r) for r in X[::97]]).max() <= 1e-12
+        raw = family_model.estimator.probabilities(X)
+        expected = family_model.calibrator(raw) if calibration else raw
+        assert np.abs(got - expected).max() <= 1e-12
     finally:
         family_model.calibrator = None
 

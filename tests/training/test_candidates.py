@@ -1,4 +1,4 @@
-"""Model families: contributions are exact SHAP values that sum to the model's log-odds."""
+"""Model families: the native estimators predict as the fitted ones, and explain exactly."""
 
 from __future__ import annotations
 
@@ -48,9 +48,23 @@ def test_contributions_sum_to_log_odds(family: str, data) -> None:
     X, y = data
     candidate = get_candidate(family)
     model = candidate.build(PARAMS[family], 0).fit(X, y)
-    contrib = candidate.contributions(model, X[:50])
+    contrib = candidate.to_native(model).contributions(X[:50])
     p = model.predict_proba(X[:50])[:, 1]
     np.testing.assert_allclose(contrib.sum(axis=1), np.log(p / (1 - p)), atol=1e-4)
+
+
+@pytest.mark.parametrize("family", sorted(CANDIDATES))
+def test_native_estimator_predicts_as_the_fitted_one(family: str, data) -> None:
+    """The data-only estimator gives the fitted estimator's probabilities (XGBoost: float32)."""
+    X, y = data
+    candidate = get_candidate(family)
+    model = candidate.build(PARAMS[family], 0).fit(X, y)
+    native = candidate.to_native(model)
+    tolerance = 1e-6 if family == "xgboost" else 1e-12
+    np.testing.assert_allclose(
+        native.probabilities(X), model.predict_proba(X)[:, 1], rtol=0, atol=tolerance
+    )
+    assert native.probabilities(X).dtype == np.float64
 
 
 def test_lightgbm_contributions_match_shap(data) -> None:
@@ -60,7 +74,7 @@ def test_lightgbm_contributions_match_shap(data) -> None:
     X, y = data
     candidate = get_candidate("lightgbm")
     model = candidate.build(PARAMS["lightgbm"], 0).fit(X, y)
-    ours = candidate.contributions(model, X[:30])[:, :-1]
+    ours = candidate.to_native(model).contributions(X[:30])[:, :-1]
     theirs = shap.TreeExplainer(model).shap_values(X[:30])
     theirs = theirs[1] if isinstance(theirs, list) else theirs
     np.testing.assert_allclose(ours, theirs, atol=1e-6)

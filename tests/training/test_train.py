@@ -14,6 +14,11 @@ from churnops.training.run import TrainResult, train
 from tests.factories import loyal_customer, make_customers, obvious_churner
 
 
+def _probabilities(result: TrainResult, records: list[dict]) -> np.ndarray:
+    model = result.model
+    return model.probabilities(model.encoder.transform(pd.DataFrame(records)))
+
+
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     settings = Settings(home=tmp_path_factory.mktemp("h"), trials=3, cv_folds=3)
@@ -48,20 +53,20 @@ def test_important_features_are_the_true_drivers(result: TrainResult) -> None:
 
 def test_obvious_churner_outranks_loyal_customer(result: TrainResult) -> None:
     """A new month-to-month fibre customer scores far above a two-year loyal one."""
-    p = result.model.predict_records([obvious_churner(), loyal_customer()])
+    p = _probabilities(result, [obvious_churner(), loyal_customer()])
     assert p[0] > 0.5 > p[1]
 
 
 def test_customer_id_does_not_change_the_score(result: TrainResult) -> None:
     """Changing only the customer id leaves the probability unchanged."""
-    a = result.model.predict_records([obvious_churner()])
-    b = result.model.predict_records([{**obvious_churner(), "customer_id": "someone-else"}])
+    a = _probabilities(result, [obvious_churner()])
+    b = _probabilities(result, [{**obvious_churner(), "customer_id": "someone-else"}])
     assert a[0] == b[0]
 
 
 def test_reasons_explain_the_score(result: TrainResult) -> None:
     """Top reasons are the biggest contributions, signed towards churn for a churner."""
-    X = result.model.encoder.transform_records([obvious_churner()])
+    X = result.model.encoder.transform(pd.DataFrame([obvious_churner()]))
     reasons = result.model.reasons(X, top=3)[0]
     assert len(reasons) == 3
     assert reasons[0]["contribution"] > 0
@@ -70,10 +75,11 @@ def test_reasons_explain_the_score(result: TrainResult) -> None:
 
 
 def test_predict_frame_keeps_ids_and_flags_at_threshold(result: TrainResult) -> None:
-    """predict_frame returns id, probability and the 0/1 flag at the model's threshold."""
+    """predict_frame returns id, probability, the 0/1 flag at the threshold, and no errors."""
     df = make_customers(20, seed=8)
     out = result.model.predict_frame(df)
-    assert list(out.columns) == ["customer_id", "probability", "churn"]
+    assert list(out.columns) == ["customer_id", "probability", "churn", "error"]
+    assert out["error"].isna().all()
     assert (out["churn"] == (out["probability"] >= result.model.threshold)).all()
 
 

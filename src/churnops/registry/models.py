@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from churnops.config import Settings
-from churnops.errors import ModelNotFoundError, RegistryError
+from churnops.errors import ModelIntegrityError, ModelNotFoundError, RegistryError
+from churnops.registry.catalog import (
+    FORMAT_KEY,
+    HMAC_KEY,
+    MANIFEST_KEY,
+    SCORING,
+    Catalog,
+    VersionRecord,
+    catalog_for,
+    local_path,
+)
 from churnops.registry.tracking import configure
 
 if TYPE_CHECKING:
@@ -48,10 +58,17 @@ class RegisteredVersion:
 
 @dataclass
 class LoadedModel:
-    """A ScoringModel loaded from the registry, with where it came from."""
+    """A ScoringModel loaded from the registry, with where it came from.
+
+    ``files`` is the verified artifact folder it was read from and ``manifest`` /
+    ``signature`` what it was verified against (the last-known-good copy reuses them).
+    """
 
     model: ScoringModel
     version: RegisteredVersion
+    files: Path
+    manifest: dict[str, str]
+    signature: str | None = None
 
 
 def log_training(result: TrainResult, settings: Settings, source: str = "") -> RegisteredVersion:
@@ -59,13 +76,13 @@ def log_training(result: TrainResult, settings: Settings, source: str = "") -> R
 
     The new version gets alias ``challenger``; the first version also becomes ``champion``.
     """
-    import joblib
     import mlflow
 
     client = configure(settings)
     contract = result.contract
     with _quiet(), mlflow.start_run(run_name=f"train-{result.family}") as run:
-        from churnops.registry.pyfunc import SCORING_MODEL, ChurnModel
+        from churnops.registry.pyfunc import CODE_PATH
+        from churnops.scoring.artifact import save_artifact
 
         mlflow.set_tags(
             {
@@ -109,13 +126,14 @@ def log_training(result: TrainResult, settings: Settings, source: str = "") -> R
             reference.to_parquet(tmp_dir / "reference.parquet", index=False)
             mlflow.log_artifact(str(tmp_dir / "holdout.parquet"), "data")
             mlflow.log_artifact(str(tmp_dir / "reference.parquet"), "data")
-            model_file = tmp_dir / "scoring_model.joblib"
-            joblib.dump(result.model, model_file)
+            manifest = save_artifact(result.model, tmp_dir / SCORING)
+            integrity = _integrity_tags(manifest, settings)
             example = _input_example(result)
             info = mlflow.pyfunc.log_model(
                 name="model",
-                python_model=ChurnModel(),
-                artifacts={SCORING_MODEL: str(model_file)},
+                python_model=str(CODE_PATH),
+                artifacts={SCORING: str(tmp_dir / SCORING)},
+                model_config=integrity,
                 signature=_signature(result, example),
                 input_example=example,
                 pip_requirements=_requirements(),
@@ -128,11 +146,12 @@ def log_training(result: TrainResult, settings: Settings, source: str = "") -> R
         "run_id": run.info.run_id,
         "dataset_digest": result.dataset_digest,
         **{f"{METRIC_TAG}{k}": f"{v:.6f}" for k, v in result.holdout.items()},
+        **integrity,
     }
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, version, key, value)
     client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
-    if _alias_version(client, settings.model_name, CHAMPION) is None:
+    if _catalog(settings).alias(settings.model_name, CHAMPION) is None:
         from churnops.registry.promotion import record_champion
 
         record_champion(settings, client, None, version, "initial", "first registered version")
@@ -141,51 +160,68 @@ def log_training(result: TrainResult, settings: Settings, source: str = "") -> R
 
 def list_versions(settings: Settings) -> list[RegisteredVersion]:
     """Return every version of the project's registered model, newest first."""
-    client = configure(settings)
-    found = client.search_model_versions(f"name = '{settings.model_name}'")
-    versions = [_to_version(client, mv) for mv in found]
-    return sorted(versions, key=lambda v: int(v.version), reverse=True)
+    catalog = _catalog(settings)
+    return [_to_version(r) for r in catalog.versions(settings.model_name)]
 
 
 def get_version(
     settings: Settings, version: str | None = None, alias: str | None = None
 ) -> RegisteredVersion:
     """Return one version by number or alias, or raise ModelNotFoundError."""
-    from mlflow.exceptions import MlflowException
-
-    client = configure(settings)
-    name = settings.model_name
-    try:
-        mv = (
-            client.get_model_version_by_alias(name, alias)
-            if alias
-            else client.get_model_version(name, str(version))
-        )
-    except MlflowException as exc:
-        what = f"alias {alias!r}" if alias else f"version {version}"
-        raise ModelNotFoundError(
-            f"No {what} of model {name!r} in {settings.resolved_tracking_uri}. "
-            "Train one with `churnops train`.",
-            {"model": name, "alias": alias, "version": version},
-        ) from exc
-    return _to_version(client, mv)
+    return _to_version(_record(settings, version, alias))
 
 
 def load_model(
     settings: Settings, alias: str | None = CHAMPION, version: str | None = None
 ) -> LoadedModel:
-    """Load the ScoringModel of a registered version (by alias or number)."""
-    import joblib
-    import mlflow
+    """Load the ScoringModel of a registered version (by alias or number), verified.
 
-    info = get_version(settings, version=version, alias=None if version else alias)
+    Every file of the artifact is checked against the SHA-256 manifest recorded in the
+    version's tags (and its HMAC when a signing key is configured) before it is parsed;
+    a mismatch raises :class:`ModelIntegrityError` naming the file. With a SQL tracking
+    store and local artifacts this imports no MLflow.
+    """
+    from churnops.scoring.artifact import load_artifact
+
+    record = _record(settings, version, None if version else alias)
+    info = _to_version(record)
     uri = f"models:/{settings.model_name}/{info.version}"
     try:
-        local = mlflow.artifacts.download_artifacts(f"{uri}/artifacts/scoring_model.joblib")
-        model = joblib.load(local)
-    except Exception as exc:  # corrupt or missing artifact: say which version
-        raise RegistryError(f"Cannot load {uri}: {exc}") from exc
-    return LoadedModel(model, info)
+        manifest, signature = integrity_of(record.tags)
+        folder = _scoring_folder(settings, record)
+        model = load_artifact(folder, manifest, signing_key(settings), signature)
+    except RegistryError as exc:  # name the version; keep the class (integrity or not)
+        raise type(exc)(f"Cannot load {uri}: {exc.message}", exc.details) from exc
+    return LoadedModel(model, info, folder, manifest, signature)
+
+
+def integrity_of(tags: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """Return (manifest, HMAC or None) recorded in a version's tags.
+
+    Raises ModelIntegrityError for a version registered without a manifest (a model
+    from before the data-only format, or one registered by hand): it cannot be verified,
+    so it is not loaded.
+    """
+    from churnops.scoring.artifact import FORMAT_VERSION
+
+    raw = tags.get(MANIFEST_KEY)
+    if not raw:
+        raise ModelIntegrityError(
+            f"The version has no {MANIFEST_KEY} tag (registered before model format 1, or "
+            "not by churnops): its files cannot be verified. Retrain with `churnops train`."
+        )
+    try:
+        manifest = json.loads(raw)
+        if not isinstance(manifest, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        raise ModelIntegrityError(f"The version's {MANIFEST_KEY} tag is not valid: {exc}") from exc
+    if tags.get(FORMAT_KEY) not in (None, str(FORMAT_VERSION)):
+        raise RegistryError(
+            f"The version is model format {tags.get(FORMAT_KEY)}; this churnops reads "
+            f"format {FORMAT_VERSION} (see docs/model-format.md)."
+        )
+    return {str(k): str(v) for k, v in manifest.items()}, tags.get(HMAC_KEY)
 
 
 def model_uri(settings: Settings, alias: str = CHAMPION) -> str:
@@ -240,30 +276,84 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _alias_version(client: Any, name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
+def _catalog(settings: Settings) -> Catalog:
+    return catalog_for(settings.resolved_tracking_uri)
 
+
+def _record(settings: Settings, version: str | None, alias: str | None) -> VersionRecord:
+    """Return a version's record by number or alias, or raise ModelNotFoundError."""
+    catalog = _catalog(settings)
+    name = settings.model_name
     try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+        number = catalog.alias(name, alias) if alias else str(version)
+        record = catalog.version(name, number) if number is not None else None
+    except Exception as exc:  # SQLAlchemy and MLflow raise many types for a bad store
+        raise RegistryError(
+            f"Cannot read the model registry at {settings.resolved_tracking_uri}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if record is None:
+        what = f"alias {alias!r}" if alias else f"version {version}"
+        raise ModelNotFoundError(
+            f"No {what} of model {name!r} in {settings.resolved_tracking_uri}. "
+            "Train one with `churnops train`.",
+            {"model": name, "alias": alias, "version": version},
+        )
+    return record
 
 
-def _to_version(client: Any, mv: Any) -> RegisteredVersion:
+def _scoring_folder(settings: Settings, record: VersionRecord) -> Path:
+    """Return the local folder of a version's churnops files (downloaded only when remote).
+
+    MLflow 3 records where a logged model's files are (``storage_location``, e.g.
+    ``.../mlartifacts/1/models/m-<id>/artifacts``); the pyfunc keeps our folder under
+    ``artifacts/scoring`` there. Local stores are read in place; anything else is
+    downloaded by MLflow into a temporary folder.
+    """
+    for location in (record.storage_location, record.source):
+        local = local_path(location)
+        if local is not None and (local / "artifacts" / SCORING).is_dir():
+            return local / "artifacts" / SCORING
+    import mlflow
+
+    configure(settings)
+    uri = f"models:/{record.name}/{record.version}"
+    try:
+        target = tempfile.mkdtemp(prefix="churnops-model-")
+        return Path(
+            mlflow.artifacts.download_artifacts(f"{uri}/artifacts/{SCORING}", dst_path=target)
+        )
+    except Exception as exc:  # missing or unreachable artifact store: say which version
+        raise RegistryError(f"Cannot download the files of {uri}: {exc}") from exc
+
+
+def signing_key(settings: Settings) -> bytes | None:
+    """Return the configured model signing key as bytes (None when signing is off)."""
+    key = settings.model_signing_key
+    return key.get_secret_value().encode() if key is not None else None
+
+
+def _integrity_tags(manifest: dict[str, str], settings: Settings) -> dict[str, str]:
+    """Return the tags (and pyfunc ``model_config``) that let every load verify the files."""
+    from churnops.scoring.artifact import FORMAT_VERSION, manifest_json, sign_manifest
+
+    tags = {MANIFEST_KEY: manifest_json(manifest), FORMAT_KEY: str(FORMAT_VERSION)}
+    key = signing_key(settings)
+    if key is not None:
+        tags[HMAC_KEY] = sign_manifest(manifest, key)
+    return tags
+
+
+def _to_version(record: VersionRecord) -> RegisteredVersion:
     from datetime import UTC, datetime
 
-    tags = dict(mv.tags or {})
-    aliases = list(getattr(mv, "aliases", []) or [])
-    if not aliases:  # search results omit aliases on some stores
-        aliases = list(client.get_model_version(mv.name, mv.version).aliases or [])
-    created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(
-        timespec="seconds"
-    )
+    tags = record.tags
+    created = datetime.fromtimestamp(record.created_ms / 1000, UTC).isoformat(timespec="seconds")
     return RegisteredVersion(
-        name=mv.name,
-        version=str(mv.version),
-        run_id=mv.run_id,
-        aliases=sorted(aliases),
+        name=record.name,
+        version=record.version,
+        run_id=record.run_id,
+        aliases=sorted(record.aliases),
         family=tags.get("family"),
         threshold=float(tags["threshold"]) if "threshold" in tags else None,
         holdout={
@@ -311,13 +401,12 @@ def _requirements() -> list[str]:
 
     packages = (
         "mlflow",
-        "scikit-learn",
         "lightgbm",
         "xgboost",
         "pandas",
         "numpy",
         "pydantic",
-        "joblib",
+        "numba",
     )
     return [f"{p}=={version(p)}" for p in packages] + ["churnops"]
 
