@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from churnops.batch.job import Heartbeat, sweep
+from churnops.batch.runs import Heartbeat, sweep
 from churnops.config import Settings
 from churnops.store import get_engine
 from churnops.store.tables import ScoringRun
