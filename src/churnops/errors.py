@@ -10,7 +10,7 @@
     ├── ScoringInputError             exit 1, HTTP 422  a record the model cannot score
     ├── ModelNotFoundError            exit 3, HTTP 503  no such registered model, version or alias
     ├── RegistryError                 exit 3, HTTP 503  the tracking store refused or failed
-    │   └── ModelIntegrityError       exit 3, HTTP 503  artifact files differ from their hashes
+    │   └── ModelIntegrityError       exit 1, HTTP 503  artifact files differ from their hashes
     └── ServingError                  exit 1, HTTP 500  the online API refused a request
         ├── AuthenticationError       exit 1, HTTP 401  no API key, or not a valid one
         ├── PermissionDeniedError     exit 1, HTTP 403  a valid key without the role
@@ -103,8 +103,12 @@ class ModelIntegrityError(RegistryError):
     """A model artifact whose files differ from the SHA-256 manifest (or HMAC) registered.
 
     Raised before any file is parsed: a tampered, truncated, missing or extra file names
-    itself, and nothing from the folder is loaded.
+    itself, and nothing from the folder is loaded. Exit 1, not the registry's 3: exit 3
+    says "not there or not reachable, try again later", and retrying will not fix files
+    that were changed.
     """
+
+    exit_code = 1
 
 
 class ServingError(ChurnopsError):

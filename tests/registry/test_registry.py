@@ -85,7 +85,7 @@ def test_pyfunc_matches_in_process_predictions(home: Settings) -> None:
     pyfunc = mlflow.pyfunc.load_model(f"models:/{home.model_name}@champion")
     theirs = pyfunc.predict(df.drop(columns="churn"))
     ours = registry.load_model(home).model.predict_frame(df)
-    assert list(theirs.columns) == ["customer_id", "probability", "churn"]
+    assert list(theirs.columns) == ["customer_id", "probability", "churn", "error"]
     np.testing.assert_allclose(theirs["probability"], ours["probability"], atol=1e-12)
     assert (theirs["customer_id"] == df["customer_id"]).all()
 

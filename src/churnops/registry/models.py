@@ -390,7 +390,12 @@ def _signature(result: TrainResult, example: pd.DataFrame) -> Any:
         if spec.kind == "boolean":
             kind = "long" if all(isinstance(v, int) for v in spec.levels or []) else "string"
         inputs.append(ColSpec(kind, column, required=spec.missing_rate == 0.0))
-    outputs = [ColSpec("double", "probability"), ColSpec("long", "churn")]
+    # A row the contract's rules refuse has no probability or flag and says why in ``error``.
+    outputs = [
+        ColSpec("double", "probability", required=False),
+        ColSpec("long", "churn", required=False),
+        ColSpec("string", "error", required=False),
+    ]
     if contract.id:
         outputs.insert(0, ColSpec("string", contract.id, required=False))
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from churnops.config import Settings
-from churnops.errors import ChurnopsError, ModelNotFoundError, ReloadError
+from churnops.errors import ChurnopsError, ModelIntegrityError, ModelNotFoundError, ReloadError
 from churnops.scoring import Predictor
 from churnops.serving.metrics import Metrics
 
@@ -109,6 +109,11 @@ class ModelState:
                 raise
             try:
                 champion = self.fallback()
+            except ModelIntegrityError as copy_exc:  # a copy exists but was changed on disk
+                raise ModelNotFoundError(
+                    f"Cannot load the champion ({exc.message}) and the last-known-good copy "
+                    f"was refused ({copy_exc.message})."
+                ) from copy_exc
             except ChurnopsError:
                 raise ModelNotFoundError(
                     f"Cannot load the champion ({exc.message}) and there is no last-known-good "
