@@ -8,6 +8,10 @@ check sees the previous week with labels (realised metrics) and the current week
 (label-free estimate). When a trigger fires, a challenger is trained on the labelled weeks
 so far and the promotion gate decides; the new champion's training data becomes the new
 reference.
+
+The weeks run the closed loop's own steps (:mod:`churnops.orchestration.steps`: monitor,
+train, promotion gate); what is theirs is the scenario — the data, the late labels and
+the team's policy of when to retrain.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from churnops.config import Settings
+from churnops.orchestration import steps
 from churnops.training.tuning import ProgressFn
 
 MIN_TRAINING_ROWS = 1000
@@ -46,8 +51,6 @@ def simulate_weeks(
     from churnops import registry
     from churnops.data.demo import DEMO_ID, DEMO_TARGET
     from churnops.data.synth import DATE_COLUMN, generate_chunks
-    from churnops.monitoring.run import monitor
-    from churnops.stages import train_and_register
 
     settings = settings.model_copy(update={"date_column": DATE_COLUMN, "window": "W"})
     retrain_settings = settings.model_copy(
@@ -75,13 +78,10 @@ def simulate_weeks(
             labels = previous[[DEMO_ID, DEMO_TARGET]]
         champion = registry.load_model(settings, alias=registry.CHAMPION)
         flagged = int(champion.model.predict_frame(batch)["churn"].sum())
-        result = monitor(
-            current.reset_index(drop=True),
-            settings,
-            labels=labels,
-            current_name=f"week {week} ({monday.isoformat()})",
-            loaded=champion,
+        week_source = steps.Source(
+            f"week {week} ({monday.isoformat()})", current.reset_index(drop=True)
         )
+        result = steps.monitor(settings, week_source, champion=champion, labels=labels)
         entry: dict[str, Any] = {
             "week": week,
             "drift": round(drift, 3),
@@ -102,22 +102,19 @@ def simulate_weeks(
             entry["action"] = f"retrain wanted; cooling down (last retrain in week {last_retrain})"
         elif result.decision.retrain and training_rows >= MIN_TRAINING_ROWS:
             last_retrain = week
-            recent = pd.concat(labelled, ignore_index=True).drop(columns=[DATE_COLUMN])
-            trained = train_and_register(
-                recent,
-                retrain_settings,
-                target=DEMO_TARGET,
-                id_column=DEMO_ID,
-                trials=trials,
-                source=f"simulated weeks 1-{week - 1}",
-                progress=progress,
+            recent = steps.Source(
+                f"simulated weeks 1-{week - 1}",
+                pd.concat(labelled, ignore_index=True).drop(columns=[DATE_COLUMN]),
+            )
+            trained = steps.train_challenger(
+                retrain_settings, recent, champion, trials=trials, progress=progress
             )
             # The trigger watched F1 at the decision threshold (ROC-AUC barely moves under
             # covariate shift), so the gate compares the same thing on the same recent data.
-            decision = registry.promote(settings, metric="f1")
+            decision = steps.promotion_gate(settings, metric="f1")
             entry["action"] = (
                 f"retrained v{trained['model_version']} on {training_rows:,} labelled rows: "
-                f"{decision.decision} ({decision.reason})"
+                f"{decision['decision']} ({decision['reason']})"
             )
         elif result.decision.retrain:
             entry["action"] = f"retrain wanted, but only {training_rows:,} labelled rows yet"

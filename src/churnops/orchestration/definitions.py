@@ -58,8 +58,7 @@ def validated_customers(
 ) -> steps.Source:
     settings = churnops.settings()
     source = steps.read_source(settings)
-    champion = steps.champion_or_none(settings)
-    summary = steps.validate_source(source, champion.model.contract if champion else None)
+    summary = steps.validate_source(source, steps.champion_or_none(settings))
     context.add_output_metadata(_meta(summary | {"digest": source.digest}))
     return source
 
@@ -112,9 +111,9 @@ def monitoring_report(
     churnops: ChurnopsResource,
     validated_customers: steps.Source,
 ) -> dict[str, Any]:
-    settings = churnops.settings()
-    report = settings.ensure_home() / "reports" / f"monitor-dagster-{context.run_id[:8]}.html"
-    summary = steps.monitor_source(settings, validated_customers, report=report)
+    summary = steps.monitor_source(
+        churnops.settings(), validated_customers, report_id=f"dagster-{context.run_id[:8]}"
+    )
     context.add_output_metadata(_meta(summary))
     return summary
 

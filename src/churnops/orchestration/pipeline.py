@@ -87,10 +87,7 @@ def run_pipeline(
     rec.digest = src.digest
     rec.run("digest", lambda: {"path": str(src.path), "rows": len(src.frame), "digest": src.digest})
     champion = steps.champion_or_none(settings)
-    rec.run(
-        "validate",
-        lambda: steps.validate_source(src, champion.model.contract if champion else None),
-    )
+    rec.run("validate", lambda: steps.validate_source(src, champion))
     trigger = rec.run("trigger", lambda: steps.retrain_trigger(settings, src, champion, now))
     if trigger["retrain"]:
         rec.run("train", lambda: steps.train_challenger(settings, src, champion))
@@ -110,11 +107,10 @@ def run_pipeline(
             rec.skip(step, f"already done for this data with champion v{champion.version.version}")
     else:
         rec.run("score", lambda: steps.score_batch(settings, src))
-        report = settings.ensure_home() / "reports" / f"monitor-{rec.run_id}.html"
         rec.run(
             "monitor",
             lambda: (
-                steps.monitor_source(settings, src, report=report)
+                steps.monitor_source(settings, src, report_id=rec.run_id)
                 | {"champion_version": champion.version.version}
             ),
         )

@@ -1,7 +1,15 @@
-"""The steps of the closed loop as plain functions; the pipeline and Dagster both call them.
+"""The steps of the closed loop, written once as plain functions.
 
-Each step takes settings and data and returns a JSON-safe summary, so a step's result can
-be stored in ``pipeline_steps``, printed by ``--json`` and shown in the Dagster UI.
+    validate -> retrain trigger -> train -> promotion gate -> score -> monitor
+
+Three drivers run them and add only their own policy: ``churnops pipeline run``
+(:mod:`~churnops.orchestration.pipeline`: order, idempotence, a stored row per step),
+Dagster (:mod:`~churnops.orchestration.definitions`: one asset per step, schedules and
+sensors) and the demo's simulated weeks (:mod:`churnops.monitoring.simulation`: late
+labels, a cool-down between retrains). Each step takes settings and data and returns a
+JSON-safe summary, so its result can be stored in ``pipeline_steps``, printed by
+``--json`` and shown in the Dagster UI; :func:`monitor` also hands back the whole result
+for a driver that reads more than the summary.
 """
 
 from __future__ import annotations
@@ -9,22 +17,49 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from churnops.config import Settings
-from churnops.data.contract import DataContract, frame_digest
+from churnops.data.contract import frame_digest
 from churnops.errors import ConfigError, DataValidationError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from churnops.monitoring import MonitoringResult
+    from churnops.registry.models import LoadedModel
+    from churnops.training.tuning import ProgressFn
+
+_MONITOR_KEYS = (
+    "verdict",
+    "retrain",
+    "reasons",
+    "drift_share",
+    "drifted_features",
+    "prediction_psi",
+    "high_risk_share",
+    "estimated",
+    "realised",
+    "report",
+    "mlflow_run_id",
+    "monitoring_run_id",
+)
 
 
 @dataclass
 class Source:
-    """The customer table the loop runs on, read once, with its content digest."""
+    """A customer table the loop runs on, read once.
 
-    path: Path
+    ``digest`` is what the changed-data trigger compares with the champion's training
+    data. A table built in memory that is not training data as it stands (a simulated
+    week, whose labels arrive a week later) has no file and no digest, so it never fires
+    that trigger.
+    """
+
+    name: str
     frame: pd.DataFrame
-    digest: str
+    digest: str | None = None
+    path: Path | None = None
 
 
 def read_source(settings: Settings, source: Path | str | None = None) -> Source:
@@ -38,11 +73,11 @@ def read_source(settings: Settings, source: Path | str | None = None) -> Source:
             {"setting": "pipeline_source"},
         )
     frame = read_table(path)
-    return Source(Path(path), frame, frame_digest(frame))
+    return Source(name=str(path), frame=frame, digest=frame_digest(frame), path=Path(path))
 
 
-def champion_or_none(settings: Settings) -> Any:
-    """Return the champion's LoadedModel, or None when nothing is registered yet."""
+def champion_or_none(settings: Settings) -> LoadedModel | None:
+    """Return the champion, or None when nothing is registered yet (the loop's first run)."""
     from churnops import registry
 
     try:
@@ -51,19 +86,19 @@ def champion_or_none(settings: Settings) -> Any:
         return None
 
 
-def validate_source(source: Source, contract: DataContract | None) -> dict[str, Any]:
+def validate_source(source: Source, champion: LoadedModel | None) -> dict[str, Any]:
     """Validate the source against the champion's contract (scoring rules: no label needed).
 
     Without a champion there is no contract yet; training infers one and validates then.
     """
     from churnops.data.validation import validate
 
-    if contract is None:
+    if champion is None:
         return {"rows": len(source.frame), "checked": False, "errors": 0, "warnings": 0}
-    report = validate(source.frame, contract, require_target=False).report
+    report = validate(source.frame, champion.model.contract, require_target=False).report
     if not report.ok:
         raise DataValidationError(
-            f"{source.path} breaks the champion's contract:\n" + report.summary(),
+            f"{source.name} breaks the champion's contract:\n" + report.summary(),
             {"issues": [i.model_dump() for i in report.errors]},
         )
     return {
@@ -77,7 +112,7 @@ def validate_source(source: Source, contract: DataContract | None) -> dict[str, 
 def retrain_trigger(
     settings: Settings,
     source: Source,
-    champion: Any,
+    champion: LoadedModel | None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Decide whether the loop trains a challenger now, and say why.
@@ -120,8 +155,20 @@ def retrain_trigger(
     return {"retrain": bool(reasons), "reasons": reasons}
 
 
-def train_challenger(settings: Settings, source: Source, champion: Any) -> dict[str, Any]:
-    """Train and register a challenger on the source (it infers a fresh contract)."""
+def train_challenger(
+    settings: Settings,
+    source: Source,
+    champion: LoadedModel | None,
+    *,
+    trials: int | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Train and register a challenger on the source (it infers a fresh contract).
+
+    Target and id columns follow the champion's contract, so a new dataset needs no
+    configuration after the first model. ``trials`` overrides the tuning budget (the
+    demo's weeks retrain on a small one).
+    """
     from churnops.stages import train_and_register
 
     contract = champion.model.contract if champion else None
@@ -130,23 +177,34 @@ def train_challenger(settings: Settings, source: Source, champion: Any) -> dict[
     if id_column is not None and id_column not in source.frame.columns:
         id_column = None
     summary = train_and_register(
-        source.frame, settings, target=target, id_column=id_column, source=str(source.path)
+        source.frame,
+        settings,
+        target=target,
+        id_column=id_column,
+        trials=trials,
+        source=source.name,
+        progress=progress,
     )
     keys = ("model_version", "family", "holdout", "seconds")
     return {k: summary[k] for k in keys}
 
 
-def promotion_gate(settings: Settings) -> dict[str, Any]:
-    """Run the registry's promotion gate (challenger vs champion on the same data)."""
+def promotion_gate(settings: Settings, metric: str | None = None) -> dict[str, Any]:
+    """Run the registry's promotion gate (challenger vs champion on the same data).
+
+    ``metric`` overrides the primary metric, so the gate can judge what the trigger
+    watched (the demo's weeks gate on F1: covariate shift moves it, ROC-AUC barely).
+    """
     from churnops import registry
 
-    return registry.promote(settings).to_dict()
+    return registry.promote(settings, metric=metric).to_dict()
 
 
 def score_batch(settings: Settings, source: Source, day: date | None = None) -> dict[str, Any]:
     """Score the source with the champion into ``churn_scores`` (the batch stage).
 
     Returns the ``scoring_runs`` row: rows in/scored/rejected, model version, seconds.
+    The batch stage streams the file itself, so the source must have been read from one.
     """
     from churnops.batch import score
 
@@ -154,32 +212,47 @@ def score_batch(settings: Settings, source: Source, day: date | None = None) -> 
     return score(settings, source.path, scoring_date=day)
 
 
-def monitor_source(
-    settings: Settings, source: Source, report: Path | None = None
-) -> dict[str, Any]:
-    """Monitor the source against the champion; store the run and write the report."""
-    from churnops.monitoring import monitor
+def monitor(
+    settings: Settings,
+    source: Source,
+    *,
+    champion: LoadedModel | None = None,
+    labels: pd.DataFrame | None = None,
+    report_id: str | None = None,
+) -> MonitoringResult:
+    """Monitor the source against the champion and store the run.
 
-    result = monitor(
+    Returns the whole result, for a driver that reads more than the step summary (the
+    demo's weeks round it their own way); :func:`monitor_source` is the step as stored.
+
+    Args:
+        settings: thresholds, triggers, where the store and the registry are.
+        source: the customers to check.
+        champion: the model to monitor, when the caller already holds it.
+        labels: late labels (id + target) for the source's rows.
+        report_id: names the HTML report ``reports/monitor-{report_id}.html``; no report
+            when omitted.
+    """
+    from churnops.monitoring import monitor as run_monitor
+
+    report = None
+    if report_id is not None:
+        report = settings.ensure_home() / "reports" / f"monitor-{report_id}.html"
+    return run_monitor(
         source.frame,
         settings,
+        labels=labels,
         report=report,
-        current_name=str(source.path),
+        current_name=source.name,
         source_digest=source.digest,
+        loaded=champion,
     )
+
+
+def monitor_source(
+    settings: Settings, source: Source, report_id: str | None = None
+) -> dict[str, Any]:
+    """Monitor the source against the champion; return the step's summary (see :func:`monitor`)."""
+    result = monitor(settings, source, report_id=report_id)
     summary = result.to_dict()
-    keys = (
-        "verdict",
-        "retrain",
-        "reasons",
-        "drift_share",
-        "drifted_features",
-        "prediction_psi",
-        "high_risk_share",
-        "estimated",
-        "realised",
-        "report",
-        "mlflow_run_id",
-        "monitoring_run_id",
-    )
-    return {k: summary[k] for k in keys} | {"model_version": result.model_version}
+    return {k: summary[k] for k in _MONITOR_KEYS} | {"model_version": result.model_version}
