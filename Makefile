@@ -24,7 +24,7 @@ install-dev: uv-bootstrap ## Create .venv with core + every extra (spark, dagste
 run: install ## Install, then run the end-to-end demo on the embedded defaults
 	$(BIN)/churnops demo
 
-test: install-dev ## Install with dev extras, then run the whole test suite
+test: install-dev ## Install core + every extra + dev tools, then run the whole test suite
 	$(BIN)/pytest
 
 test-fast: install-dev ## Unit tests only (no MLflow/HTTP/database integration tests)
@@ -37,6 +37,9 @@ lint: install-dev ## ruff check + ruff format --check
 format: install-dev ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench: install-dev ## Whole-process CLI timings (score vs the seed-style job, start-up, serve)
+	$(BIN)/python bench/cli.py
 
 clean: ## Remove local state (.churnops, data/) and caches
 	rm -rf .churnops data metrics.json .pytest_cache .ruff_cache

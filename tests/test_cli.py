@@ -6,12 +6,16 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from churnops.cli import app
+from churnops.config import Settings
+from churnops.errors import MissingExtraError
+from churnops.extras import require
 from tests.factories import make_customers
 
 runner = CliRunner()
@@ -150,3 +154,96 @@ def test_demo_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert len(weeks) == 6
     assert any(w["retrain"] for w in weeks)  # the drift is found and the trigger fires
     assert Path("data/telco.csv").exists()
+
+
+def test_require_names_the_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing optional engine is a MissingExtraError (exit 1) naming the extra to install."""
+    require("json", "none")  # installed: no error, nothing imported
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # as if churnops[spark] were left out
+    with pytest.raises(MissingExtraError) as caught:
+        require("pyspark", "spark")
+    assert caught.value.exit_code == 1
+    assert "pip install 'churnops[spark]'" in caught.value.message
+    assert "uv sync --extra spark" in caught.value.message
+
+
+def test_score_on_spark_without_pyspark_says_which_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`score --engine spark` without PySpark exits 1 with the extra, before any scoring."""
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    result = run("score", str(tmp_path / "any.parquet"), "--engine", "spark", code=1)
+    assert result == {
+        "error": "MissingExtraError",
+        "message": result["message"],
+        "module": "pyspark",
+        "extra": "spark",
+    }
+    assert "churnops[spark]" in result["message"]
+
+
+# Importing any of these costs seconds; a command that only reads the store needs none.
+HEAVY = ("mlflow", "sklearn", "scipy", "numba", "lightgbm", "xgboost", "pandas", "alembic")
+
+
+def _seed_scores(settings: Settings) -> None:
+    """Write one finished scoring run of two customers, as `churnops score` leaves it."""
+    from churnops.store import RunScore, ScoringDate, ScoringRun, session_scope
+
+    now = datetime.now(UTC)
+    with session_scope(settings) as session:
+        run = ScoringRun(
+            started_at=now,
+            finished_at=now,
+            status="succeeded",
+            scoring_date=date(2026, 1, 5),
+            source="seed",
+            engine="pandas",
+            model_name="churn-model",
+            model_version="1",
+            threshold=0.5,
+            rows_in=2,
+            rows_scored=2,
+            high_risk=1,
+        )
+        session.add(run)
+        session.flush()
+        reasons = json.dumps([{"feature": "tenure", "contribution": 0.8}])
+        session.add_all(
+            [
+                RunScore(run_id=run.id, risk_rank=1, customer_id="C1", score=0.9, reasons=reasons),
+                RunScore(run_id=run.id, risk_rank=2, customer_id="C2", score=0.2, reasons=None),
+            ]
+        )
+        session.add(ScoringDate(scoring_date=run.scoring_date, run_id=run.id, swapped_at=now))
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_report_high_risk_imports_no_model_libraries(tmp_path: Path, fmt: str) -> None:
+    """`report high-risk` reads the store: a fresh process never imports MLflow or sklearn.
+
+    Structural, not timed: the modules loaded are read from ``sys.modules`` at exit of a
+    real ``python -m churnops`` process.
+    """
+    home = tmp_path / "home"
+    _seed_scores(Settings(home=home))
+    loaded = tmp_path / "modules.txt"
+    probe = (
+        "import atexit, runpy, sys\n"
+        f"atexit.register(lambda: open({str(loaded)!r}, 'w').write('\\n'.join(sys.modules)))\n"
+        f"sys.argv = ['churnops', 'report', 'high-risk', '--format', {fmt!r}]\n"
+        "runpy.run_module('churnops', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "CHURNOPS_HOME": str(home), "COLUMNS": "200"},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "C1" in done.stdout
+    assert "C2" not in done.stdout  # below the run's threshold
+    modules = set(loaded.read_text().split())
+    assert "churnops.batch.report" in modules
+    assert not {m for m in modules if m.split(".")[0] in HEAVY}
