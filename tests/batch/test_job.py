@@ -36,7 +36,7 @@ def test_scores_every_customer_once_ranked_with_the_champions_probabilities(
     assert rows["risk_rank"].tolist() == list(range(1, 351))
     assert rows["score"].is_monotonic_decreasing
     assert set(rows["run_id"]) == {run["id"]}
-    assert "odd\tid\\with\nspecials" in set(rows["customer_id"])  # survives COPY escaping
+    assert 'odd "id"\\with,specials|é' in set(rows["customer_id"])  # survives COPY escaping
 
     model = registry.load_model(settings).model
     expected = model.predict_frame(batch_customers).set_index("customer_id")["probability"]
