@@ -373,23 +373,18 @@ def _input_example(result: TrainResult) -> pd.DataFrame:
 
 
 def _signature(result: TrainResult, example: pd.DataFrame) -> Any:
+    """Declare every input column as ``Any`` and optional: the contract's rules judge them.
+
+    A typed schema would make MLflow refuse or coerce values before the model sees them
+    ("12.5" in a ``double`` column, a float in a ``long`` one), so ``mlflow.pyfunc`` and
+    ``mlflow models serve`` would judge a record differently from the API and batch
+    scoring. The model answers refused rows in its ``error`` column instead.
+    """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     contract = result.contract
-    inputs = []
-    for column in example.columns:
-        if column == contract.id:
-            inputs.append(ColSpec("string", column, required=False))
-            continue
-        spec = contract.column(column)
-        kind = "string"
-        if spec.kind == "numeric":
-            # MLflow refuses int64 -> float64 as unsafe, so whole-number columns are long.
-            kind = "long" if spec.integer and spec.missing_rate == 0.0 else "double"
-        if spec.kind == "boolean":
-            kind = "long" if all(isinstance(v, int) for v in spec.levels or []) else "string"
-        inputs.append(ColSpec(kind, column, required=spec.missing_rate == 0.0))
+    inputs = [ColSpec(AnyType(), column, required=False) for column in example.columns]
     # A row the contract's rules refuse has no probability or flag and says why in ``error``.
     outputs = [
         ColSpec("double", "probability", required=False),
