@@ -238,6 +238,7 @@ def spark_udf(spark: Any, settings: Settings, alias: str = CHAMPION) -> Any:
     """
     import mlflow.pyfunc
 
+    configure(settings)  # MLflow resolves the models:/ URI against the configured registry
     uri = model_uri(settings, alias)
     with _quiet():
         return mlflow.pyfunc.spark_udf(
