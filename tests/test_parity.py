@@ -214,7 +214,10 @@ class Paths:
 
         mlflow.set_tracking_uri(self.settings.resolved_tracking_uri)
         model = mlflow.pyfunc.load_model(f"models:/{self.settings.model_name}@champion")
-        frame = pd.DataFrame([{f: r.get(f) for f in self.fields} for r in records], dtype=object)
+        # As a client sends them (JSON-safe): MLflow's own schema check fails on an integer
+        # beyond any float before the model sees it.
+        rows = [_json({f: r.get(f) for f in self.fields}) for r in records]
+        frame = pd.DataFrame(rows, dtype=object)
         predicted = model.predict(frame)
         out = {}
         for i, (p, error) in enumerate(
@@ -301,7 +304,7 @@ def test_every_path_gives_the_same_verdict_and_probability(
             for i in range(len(records)):
                 fields, p = answer[i]
                 ref_fields, ref_p = reference[i]
-                assert fields == ref_fields, (name, i, records[i], fields, ref_fields)
+                assert fields == ref_fields, (name, i, repr(records[i]), fields, ref_fields)
                 if ref_p is not None:
                     assert abs(p - ref_p) <= 1e-9, (name, i, records[i], p, ref_p)
 

@@ -127,11 +127,14 @@ def _distinct_column(
     rule: ColumnRule, values: pd.Series, out: np.ndarray
 ) -> tuple[list[Verdict], np.ndarray | None]:
     """Judge each distinct value once with :meth:`ColumnRule.judge`; rows take it by code."""
-    codes, uniques = factorize(values)
-    if _mixes_flags_and_numbers(uniques):
+    try:
+        codes, uniques = factorize(values)
+        per_cell = _mixes_flags_and_numbers(uniques)
+    except TypeError:  # an unhashable cell (a list or dict from JSON)
+        per_cell = True
+    if per_cell:
         # True == 1 as a dict key: factorize merged them, but a rule may judge them apart.
         codes, uniques = np.arange(len(values)), values.to_numpy(dtype=object)
-        codes[values.isna().to_numpy()] = -1
     judged = [rule.judge(u) for u in uniques] + [rule.judge(None)]
     encoded = np.array(
         [rule.fill if isinstance(j, Verdict) else j for j in judged], dtype=out.dtype
