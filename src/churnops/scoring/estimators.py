@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from numba import njit
 
+from churnops.scoring import lightgbm_c
 from churnops.scoring.calibration import expit
 from churnops.scoring.trees import CompiledTrees, binary_sigmoid, parse_lightgbm
 
@@ -193,7 +194,7 @@ class LightGBMEstimator:
             parse_lightgbm(model_text, width, best_iteration) if compiled else None
         )
         self.compiled = self.trees is not None
-        self._booster: Any = None
+        self._booster: lightgbm_c.Booster | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle only the data (Spark ships the model to its workers)."""
@@ -209,12 +210,14 @@ class LightGBMEstimator:
         self.__init__(**state)  # type: ignore[misc]
 
     @property
-    def booster(self) -> Any:
-        """Return the ``lightgbm.Booster`` (imported and parsed on first use only)."""
-        if self._booster is None:
-            import lightgbm
+    def booster(self) -> lightgbm_c.Booster:
+        """Return the booster in LightGBM's C library (parsed on first use only).
 
-            self._booster = lightgbm.Booster(model_str=self.model_text)
+        Through :mod:`churnops.scoring.lightgbm_c`, not the ``lightgbm`` package, whose
+        import costs two seconds of scikit-learn for a call of milliseconds.
+        """
+        if self._booster is None:
+            self._booster = lightgbm_c.Booster(self.model_text)
         return self._booster
 
     @property
@@ -227,10 +230,7 @@ class LightGBMEstimator:
         if self.trees is not None:
             raw = self.trees.raw_many(X)
         else:
-            raw = np.asarray(
-                self.booster.predict(X, raw_score=True, num_iteration=self._num_iteration),
-                dtype=np.float64,
-            )
+            raw = self.booster.predict(X, lightgbm_c.PREDICT_RAW_SCORE, self._num_iteration)
         return np.asarray(self.sigmoid * raw)
 
     def margin_one(self, row: Sequence[float]) -> float:
@@ -246,10 +246,7 @@ class LightGBMEstimator:
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """TreeSHAP from LightGBM's own ``pred_contrib`` (raw-score log-odds, bias last)."""
         X = _matrix(X, self.width)
-        return np.asarray(
-            self.booster.predict(X, pred_contrib=True, num_iteration=self._num_iteration),
-            dtype=np.float64,
-        )
+        return self.booster.predict(X, lightgbm_c.PREDICT_CONTRIB, self._num_iteration)
 
     def save(self, folder: Path) -> list[str]:
         """Write the model text and ``estimator.json`` (iteration, width, compiled)."""
