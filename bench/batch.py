@@ -7,9 +7,9 @@
 2. ``--rows`` from Parquet, validated, scored and written, into SQLite and into PostgreSQL
    (a throwaway schema) by ``churnops.batch.score`` (first run of a date, then a re-run
    that replaces it), against the issue's seed-style job on the same data and database:
-   read the whole Parquet file, ``predict_proba`` of a scikit-learn pipeline
-   (ColumnTransformer with OneHotEncoder + the champion's own LightGBM estimator) on the
-   whole DataFrame, then ``DataFrame.to_sql(if_exists="append")`` with pandas defaults.
+   read the whole Parquet file, a scikit-learn ColumnTransformer with OneHotEncoder and the
+   champion's own LightGBM model (``lightgbm.Booster``) on the whole DataFrame, then
+   ``DataFrame.to_sql(if_exists="append")`` with pandas defaults.
    The seed job does *less* work: no validation, no rejected rows, no reasons, no rank,
    no atomic swap.
 3. Peak RSS of a child process scoring ``--rows`` and ``--big-rows`` (chunking: flat).
@@ -175,17 +175,23 @@ def _seed_pipeline(model):
             levels = [np.array(list(spec.categories), dtype=object)]
             step = OneHotEncoder(categories=levels, handle_unknown="ignore")
         steps.append((spec.name, step, [spec.name]))
-    pipeline = Pipeline(
-        [("encode", ColumnTransformer(steps, sparse_threshold=0)), ("model", model.estimator)]
-    )
-    return pipeline
+    return Pipeline([("encode", ColumnTransformer(steps, sparse_threshold=0))])
+
+
+def _seed_predict(model, pipeline, df):
+    """The notebook's predict: encode, ``lightgbm.Booster.predict``, the calibrator."""
+    import lightgbm
+
+    booster = lightgbm.Booster(model_str=model.estimator.model_text)
+    p = booster.predict(pipeline.transform(df))
+    return model.calibrator(p) if model.calibrator is not None else p
 
 
 def _seed_style(settings, source: Path, url: str) -> float:
     """The seed-style job, as a notebook does it (the issue's baseline).
 
-    Read the whole Parquet file, ``predict_proba`` of a scikit-learn pipeline
-    (ColumnTransformer/OneHotEncoder + the champion's LightGBM) on the whole DataFrame,
+    Read the whole Parquet file, a scikit-learn ColumnTransformer/OneHotEncoder and the
+    champion's LightGBM booster on the whole DataFrame,
     then ``DataFrame.to_sql(if_exists="append")`` with pandas defaults. No validation, no
     rejected rows, no reasons, no rank, no atomic swap: strictly less work than churnops.
     """
@@ -202,7 +208,7 @@ def _seed_style(settings, source: Path, url: str) -> float:
 
     pipeline.named_steps["encode"].fit(load_demo())  # training data; the estimator is fitted
     expected = model.predict_frame(sample)["probability"].to_numpy()
-    got = model.calibrator(pipeline.predict_proba(sample)[:, 1])
+    got = _seed_predict(model, pipeline, sample)
     assert np.abs(got - expected).max() < 1e-9, "seed pipeline must give the champion's scores"
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -210,7 +216,7 @@ def _seed_style(settings, source: Path, url: str) -> float:
 
     started = time.perf_counter()
     df = pd.read_parquet(source)
-    proba = model.calibrator(pipeline.predict_proba(df)[:, 1])
+    proba = _seed_predict(model, pipeline, df)
     out = pd.DataFrame({"customer_id": df["customer_id"], "score": proba})
     out["high_risk"] = proba >= model.threshold
     out["scoring_date"] = DAY

@@ -53,11 +53,15 @@ def child_server(port: int, home: str) -> None:
         orjson.loads(await request.body())  # parse the same JSON, return a constant
         return Response(b'{"probability":0.5,"churn":false}', media_type="application/json")
 
+    import lightgbm
+
+    booster = lightgbm.Booster(model_str=model.estimator.model_text)
+
     @app.post("/bench/seed")
     async def seed(request: Request, _principal: ApiKeyDep) -> Response:
         payload = orjson.loads(await request.body())
         frame = pd.DataFrame([payload])  # the seed's way: a one-row DataFrame, then the
-        p = model.estimator.predict_proba(model.encoder.transform(frame))[0, 1]  # sklearn API
+        p = booster.predict(model.encoder.transform(frame))[0]  # the library's own predict
         return Response(orjson.dumps({"probability": float(p)}), media_type="application/json")
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
