@@ -18,6 +18,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
+from churnops.data.rules import Verdict, judge_id
 from churnops.errors import ScoringInputError
 from churnops.scoring import Predictor
 from churnops.serving.deps import ApiKeyDep, Services
@@ -341,12 +342,13 @@ def _shadow(
 
 
 def _id_text(raw: Any) -> str | None:
-    """Return a customer id as text (ints too), None when it is not a usable id."""
-    if type(raw) is str:
-        return raw
-    if isinstance(raw, str | int) and not isinstance(raw, bool):
-        return str(raw)
-    return None
+    """Return a customer id as text by the contract's id rule, None when it refuses it.
+
+    Routing (canary) and the audit log read ids before the record is judged; a refused id
+    (blank, too long, control characters) is never routed on or written.
+    """
+    verdict = judge_id(raw)
+    return None if isinstance(verdict, Verdict) else verdict
 
 
 def _text(value: Any) -> str | None:
