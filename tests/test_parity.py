@@ -212,8 +212,12 @@ class Paths:
     def pyfunc(self, records: list[dict]) -> dict[int, Any]:
         import mlflow
 
+        # The very version the API serves, from this home's registry (other tests in the
+        # session may have pointed MLflow's process-wide URIs elsewhere).
         mlflow.set_tracking_uri(self.settings.resolved_tracking_uri)
-        model = mlflow.pyfunc.load_model(f"models:/{self.settings.model_name}@champion")
+        mlflow.set_registry_uri(self.settings.resolved_tracking_uri)
+        name, version = self.settings.model_name, self.predictor.version
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
         # As a client sends them (JSON-safe): MLflow's own schema check fails on an integer
         # beyond any float before the model sees it.
         rows = [_json({f: r.get(f) for f in self.fields}) for r in records]

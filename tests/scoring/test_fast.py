@@ -103,7 +103,9 @@ def test_compiled_trees_are_used_for_lightgbm_and_equal_its_raw_scores(family_mo
 
     if family_model.family != "lightgbm":
         pytest.skip("LightGBM only")
-    booster = family_model.estimator.booster
+    import lightgbm
+
+    booster = lightgbm.Booster(model_str=family_model.estimator.model_text)
     X = family_model.encoder.transform(make_customers(400, seed=8))
     compiled = compile_lightgbm(booster, X.shape[1], None)
     assert compiled is not None
