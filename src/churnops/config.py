@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         description="MLflow tracking store; default SQLite under home.",
     )
     redis_url: str | None = None
+    sqlite_busy_seconds: float = Field(
+        60.0,
+        gt=0.0,
+        description="How long a write to an SQLite store waits for another writer's lock (a "
+        "batch swap, a key being created) before failing with 'database is locked'.",
+    )
 
     model_name: str = "churn-model"
     experiment_name: str = "churnops"

@@ -11,6 +11,7 @@
     ├── ModelNotFoundError            exit 3, HTTP 503  no such registered model, version or alias
     ├── RegistryError                 exit 3, HTTP 503  the tracking store refused or failed
     │   └── ModelIntegrityError       exit 1, HTTP 503  artifact files differ from their hashes
+    ├── RunInProgressError            exit 4, HTTP 409  another run of the date is running
     └── ServingError                  exit 1, HTTP 500  the online API refused a request
         ├── AuthenticationError       exit 1, HTTP 401  no API key, or not a valid one
         ├── PermissionDeniedError     exit 1, HTTP 403  a valid key without the role
@@ -109,6 +110,17 @@ class ModelIntegrityError(RegistryError):
     """
 
     exit_code = 1
+
+
+class RunInProgressError(ChurnopsError):
+    """A batch run refused because another run of the same scoring date holds its lock.
+
+    Its own exit code: a scheduler that fired twice should see "skipped, already running",
+    not a failure to investigate; re-running the date once the other run ends is safe.
+    """
+
+    exit_code = 4
+    http_status = 409
 
 
 class ServingError(ChurnopsError):

@@ -15,7 +15,7 @@ from churnops.config import Settings
 from churnops.store import Base, RegistryEvent, session_scope, upgrade
 from tests.batch.conftest import postgres_schema_url
 
-HEAD = "0006_run_heartbeat"
+HEAD = "0007_audit_quarantine"
 
 
 def _check(url: str) -> None:

@@ -73,74 +73,82 @@ def score(
     loaded = registry.load_model(settings)
     model, version = loaded.model, loaded.version
     store = get_engine(settings)
-    runs.sweep(store, stale_after=timedelta(minutes=settings.batch_stale_minutes))
+    url = settings.resolved_database_url
+    stale_after = timedelta(minutes=settings.batch_stale_minutes)
     started = time.perf_counter()
-    run_id = runs.start(
+    counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "high_risk": 0}
+    hook = PausePoint(settings.batch_test_pause_at, settings.batch_test_pause)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with runs.claim(  # one run per date: a second one is refused (RunInProgressError)
         store,
+        stale_after,
         scoring_date=day,
         source=reader.label,
         engine=engine,
         model_name=version.name,
         model_version=version.version,
         threshold=float(model.threshold),
-    )
-    counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "high_risk": 0}
-    hook = PausePoint(settings.batch_test_pause_at, settings.batch_test_pause)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    try:
-        with (
-            runs.Heartbeat(store, run_id),
-            arrow_pool_for_batches(),
-            tempfile.TemporaryDirectory(prefix="scoring-run-", dir=settings.home) as scratch,
-        ):
-            ranker = RunRanker(Path(scratch), settings.batch_chunk_rows)
-            candidates = TopCandidates(settings.reasons_top)
-            results = _results(engine, model, reader, settings, spark_master, candidates)
-            for n, result in enumerate(results, start=1):
-                scores = result.scores
-                ranker.add(pa.array(scores["customer_id"]), scores["score"].to_numpy())
-                runs.record_rejected(store, run_id, result.rejected)
-                counts["rows_in"] += result.rows_in
-                counts["rows_scored"] += len(scores)
-                counts["rows_rejected"] += len(result.rejected)
-                counts["high_risk"] += int(scores["high_risk"].sum())
-                _check_rejected(counts, reader.total_rows, settings.max_rejected_share)
-                if progress is not None:
-                    progress("scoring", counts["rows_in"], reader.total_rows or counts["rows_in"])
-                pause(f"chunk {n}", hook)
-            _check_rejected(counts, counts["rows_in"], settings.max_rejected_share)
-            if counts["rows_scored"] == 0:
-                raise DataValidationError("The source holds no row that could be scored.")
-            repeated = ranker.duplicates()
-            if repeated:
-                raise DataValidationError(
-                    f"{DUPLICATE_IDS} Repeated ids include: {', '.join(map(repr, repeated))}.",
-                    {"duplicate_ids": repeated},
-                )
-            top = _TopRanks(settings.reasons_top)
+    ) as run_id:
+        try:
             with (
-                make_writer(settings.resolved_database_url, hook) as writer,
-                ThreadPoolExecutor(max_workers=1) as pool,
+                runs.Heartbeat(store, run_id),
+                arrow_pool_for_batches(),
+                tempfile.TemporaryDirectory(prefix="scoring-run-", dir=settings.home) as scratch,
             ):
-                # The final top k are explained while the run is written (TreeSHAP and
-                # the inserts overlap); their reasons join the same transaction.
-                explained = pool.submit(candidates.explain, model)
-                previous = writer.swap(
-                    run_id,
-                    day,
-                    top.tap(ahead(ranker.ranked(), depth=1)),  # sort the next partition meanwhile
-                    _written(counts, progress),
-                    lambda: top.reasons(explained.result()),
+                ranker = RunRanker(Path(scratch), settings.batch_chunk_rows)
+                candidates = TopCandidates(settings.reasons_top)
+                results = _results(engine, model, reader, settings, spark_master, candidates)
+                for n, result in enumerate(results, start=1):
+                    scores = result.scores
+                    ranker.add(pa.array(scores["customer_id"]), scores["score"].to_numpy())
+                    runs.record_rejected(store, run_id, result.rejected)
+                    counts["rows_in"] += result.rows_in
+                    counts["rows_scored"] += len(scores)
+                    counts["rows_rejected"] += len(result.rejected)
+                    counts["high_risk"] += int(scores["high_risk"].sum())
+                    _check_rejected(counts, reader.total_rows, settings.max_rejected_share)
+                    if progress is not None:
+                        progress(
+                            "scoring", counts["rows_in"], reader.total_rows or counts["rows_in"]
+                        )
+                    pause(f"chunk {n}", hook)
+                _check_rejected(counts, counts["rows_in"], settings.max_rejected_share)
+                if counts["rows_scored"] == 0:
+                    raise DataValidationError("The source holds no row that could be scored.")
+                repeated = ranker.duplicates()
+                if repeated:
+                    raise DataValidationError(
+                        f"{DUPLICATE_IDS} Repeated ids include: {', '.join(map(repr, repeated))}.",
+                        {"duplicate_ids": repeated},
+                    )
+                top = _TopRanks(settings.reasons_top)
+                with (
+                    make_writer(url, hook, settings.sqlite_busy_seconds) as writer,
+                    ThreadPoolExecutor(max_workers=1) as pool,
+                ):
+                    # The final top k are explained while the run is written (TreeSHAP and
+                    # the inserts overlap); their reasons join the same transaction.
+                    explained = pool.submit(candidates.explain, model)
+                    previous = writer.swap(
+                        run_id,
+                        day,
+                        top.tap(
+                            ahead(ranker.ranked(), depth=1)
+                        ),  # sort the next partition meanwhile
+                        _written(counts, progress),
+                        lambda: top.reasons(explained.result()),
+                    )
+                    runs.finish(store, run_id, "succeeded", counts, started, reader.digest)
+                    writer.purge(previous)  # already invisible; deleted outside the swap
+        except BaseException as exc:
+            if runs.status(store, run_id) == "running":  # not after a committed swap
+                message = (
+                    exc.message
+                    if isinstance(exc, ChurnopsError)
+                    else f"{type(exc).__name__}: {exc}"
                 )
-                runs.finish(store, run_id, "succeeded", counts, started, reader.digest)
-                writer.purge(previous)  # already invisible; deleted outside the swap
-    except BaseException as exc:
-        if runs.status(store, run_id) == "running":  # not after a committed swap
-            message = (
-                exc.message if isinstance(exc, ChurnopsError) else f"{type(exc).__name__}: {exc}"
-            )
-            runs.finish(store, run_id, "failed", counts, started, reader.digest, message)
-        raise
+                runs.finish(store, run_id, "failed", counts, started, reader.digest, message)
+            raise
     return runs.get_run(settings, run_id)
 
 

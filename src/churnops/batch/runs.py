@@ -4,22 +4,34 @@ A run is recorded before any work (status ``running``, with its process id and h
 closed as ``succeeded`` or ``failed`` with the error text, so a crash leaves a trace and the
 run table answers "what happened on that date" without reading logs. A run killed before
 its swap commits changes nothing in ``churn_scores`` (see :mod:`churnops.batch.writer`);
-the next run marks it ``abandoned`` (see :func:`sweep`). The scoring stage
-(:mod:`churnops.batch.job`) only says when; this module owns the rows.
+the next run marks it ``abandoned`` (see :func:`sweep`). One run per scoring date at a
+time (see :func:`claim`). The scoring stage (:mod:`churnops.batch.job`) only says when;
+this module owns the rows.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import sqlalchemy as sa
 
 from churnops.config import Settings
+from churnops.errors import RunInProgressError
+from churnops.store.text import storable
+
+log = logging.getLogger("churnops.batch")
+# A session-level advisory lock per date (PostgreSQL). The swap's transaction lock on the
+# date's pointer has another class id (hashtext('scoring_dates')): the two never collide.
+TRY_LOCK = sa.text("SELECT pg_try_advisory_lock(hashtext('scoring_runs'), :day)")
+UNLOCK = sa.text("SELECT pg_advisory_unlock(hashtext('scoring_runs'), :day)")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,43 +43,146 @@ def _table() -> sa.Table:
     return ScoringRun.__table__  # type: ignore[return-value]
 
 
-def start(
-    store: sa.Engine,
-    *,
-    scoring_date: date,
-    source: str,
-    engine: str,
-    model_name: str,
-    model_version: str,
-    threshold: float,
-) -> int:
-    """Record a run as ``running`` before it does any work, and return its id.
+@contextmanager
+def claim(store: sa.Engine, stale_after: timedelta, **fields: Any) -> Iterator[int]:
+    """Record a run as ``running`` and hold its date's run lock until the block ends.
 
-    The process id and host let :func:`sweep` tell a dead run from a live one.
+    ``fields`` are the run's ``scoring_runs`` values (``scoring_date``, ``source``,
+    ``engine``, ``model_name``, ``model_version``, ``threshold``). One run per date at a
+    time: a run of a date another live run is scoring is refused at once — recorded as
+    ``failed`` with the reason and raised as :class:`RunInProgressError` — rather than
+    queueing behind it only to replace its result moments later. Runs of other dates go
+    on. Dead runs are closed (:func:`sweep`) once the lock is held.
+
+    PostgreSQL: a session advisory lock per date on a connection kept for the run; the
+    server drops it when the process dies, so a killed run never blocks its date, and any
+    ``running`` row of the date found under the lock is a dead run. SQLite has no session
+    locks, so the run table is the lock: the date's live ``running`` rows (this host's
+    process alive, or a heartbeat within ``stale_after`` — the sweep's own rule) are
+    checked first by a plain read, which never waits for a swap's write lock, and again
+    inside ``BEGIN IMMEDIATE`` where the row is inserted.
     """
-    with store.begin() as conn:
-        result = conn.execute(
-            _table()
-            .insert()
-            .values(
-                started_at=datetime.now(UTC),
-                status="running",
-                scoring_date=scoring_date,
-                source=source,
-                engine=engine,
-                model_name=model_name,
-                model_version=model_version,
-                threshold=threshold,
-                rows_in=0,
-                rows_scored=0,
-                rows_rejected=0,
-                high_risk=0,
-                pid=os.getpid(),
-                host=socket.gethostname(),
-                heartbeat_at=datetime.now(UTC),
-            )
+    day: date = fields["scoring_date"]
+    if store.dialect.name != "postgresql":
+        with store.connect() as conn:
+            live = _live_runs(conn, day, stale_after)
+        if live:
+            _refuse(store, fields, live[-1])
+        sweep(store, stale_after)
+        yield _insert_sqlite(store, fields)
+        return
+    key = {"day": int(day.strftime("%Y%m%d"))}
+    with store.connect() as lock:
+        held = lock.execute(TRY_LOCK, key).scalar()
+        lock.commit()  # a session lock outlives the transaction
+        if not held:
+            with store.connect() as conn:
+                running = _running(conn, day)
+            _refuse(store, fields, running[-1] if running else None)
+        try:
+            sweep(store, stale_after)
+            with store.begin() as conn:
+                _close_unlocked(conn, day)
+                run_id = _insert(conn, fields, "running")
+            yield run_id
+        finally:
+            try:
+                lock.execute(UNLOCK, key)
+                lock.commit()
+            except sa.exc.SQLAlchemyError:
+                lock.invalidate()  # closing the session releases its locks
+
+
+def _insert(conn: sa.Connection, fields: dict[str, Any], status: str, error: str = "") -> int:
+    """Insert a run's row (``running``, or ``failed`` for a refused run) and return its id."""
+    now = datetime.now(UTC)
+    result = conn.execute(
+        _table()
+        .insert()
+        .values(
+            **fields,
+            started_at=now,
+            status=status,
+            finished_at=None if status == "running" else now,
+            error=error or None,
+            rows_in=0,
+            rows_scored=0,
+            rows_rejected=0,
+            high_risk=0,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            heartbeat_at=now,
         )
-        return int(result.inserted_primary_key[0])
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def _insert_sqlite(store: sa.Engine, fields: dict[str, Any]) -> int:
+    """Check the date again and insert the run under SQLite's write lock."""
+    with store.connect() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite sends no BEGIN before a SELECT
+        running = _running(conn, fields["scoring_date"])
+        if not running:
+            run_id = _insert(conn, fields, "running")
+            conn.commit()
+            return run_id
+        conn.rollback()
+    _refuse(store, fields, running[-1])
+
+
+def _running(conn: sa.Connection, day: date) -> list[sa.Row[Any]]:
+    """The date's ``running`` rows, oldest first."""
+    runs = _table()
+    query = (
+        sa.select(runs.c.id, runs.c.pid, runs.c.host, runs.c.heartbeat_at)
+        .where(runs.c.scoring_date == day, runs.c.status == "running")
+        .order_by(runs.c.id)
+    )
+    return list(conn.execute(query).all())
+
+
+def _live_runs(conn: sa.Connection, day: date, stale_after: timedelta) -> list[sa.Row[Any]]:
+    """The date's ``running`` rows whose process may still be alive (see :func:`sweep`)."""
+    host, now = socket.gethostname(), datetime.now(UTC)
+    return [r for r in _running(conn, day) if _death(r, host, now, stale_after) is None]
+
+
+def _refuse(store: sa.Engine, fields: dict[str, Any], holder: sa.Row[Any] | None) -> NoReturn:
+    """Record this run as ``failed`` (it never started) and raise the refusal.
+
+    Recorded in its own transaction — on SQLite that waits for the write lock like any
+    writer — and the refusal is raised even if the record cannot be written.
+    """
+    day: date = fields["scoring_date"]
+    who = "its run is starting"
+    details: dict[str, Any] = {"scoring_date": day.isoformat()}
+    if holder is not None:
+        who = f"run {holder.id}, pid {holder.pid} on {holder.host}"
+        details.update(running_run=holder.id, pid=holder.pid, host=holder.host)
+    message = (
+        f"Another run of {day.isoformat()} is in progress ({who}); this run did not start. "
+        "Re-run the date after it ends if its result should be replaced."
+    )
+    try:
+        with store.begin() as conn:
+            details["run_id"] = _insert(conn, fields, "failed", message)
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("could not record the refused run of %s: %s", day, exc)
+    raise RunInProgressError(message, details)
+
+
+def _close_unlocked(conn: sa.Connection, day: date) -> None:
+    """Abandon the date's ``running`` rows: this run holds the date's lock, so they are dead."""
+    runs = _table()
+    conn.execute(
+        runs.update()
+        .where(runs.c.scoring_date == day, runs.c.status == "running")
+        .values(
+            status="abandoned",
+            finished_at=datetime.now(UTC),
+            error="The run no longer held its date's run lock: its process is gone.",
+        )
+    )
 
 
 def finish(
@@ -90,7 +205,7 @@ def finish(
                 finished_at=datetime.now(UTC),
                 seconds=round(time.perf_counter() - started, 3),
                 source_digest=digest,
-                error=error,
+                error=None if error is None else storable(error),
                 **counts,
             )
         )
@@ -111,6 +226,8 @@ def record_rejected(store: sa.Engine, run_id: int, rejected: pd.DataFrame) -> No
 
     rows = rejected.assign(run_id=run_id)
     rows["row_number"] = rows["row_number"].astype(int)
+    # Reasons quote the source's values: keep one odd value from failing the whole run.
+    rows["reason"] = rows["reason"].map(storable)
     records = rows.astype(object).where(rows.notna(), None).to_dict("records")
     with store.begin() as conn:
         conn.execute(RejectedRow.__table__.insert(), records)
@@ -173,16 +290,11 @@ def sweep(store: sa.Engine, stale_after: timedelta = timedelta(minutes=30)) -> d
                 runs.c.status == "running"
             )
         ).all()
-        dead: dict[int, str] = {}
-        for run_id, pid, run_host, beat in candidates:
-            if run_host == host and pid is not None and not _alive(pid):
-                dead[run_id] = "The scoring process ended before closing the run (killed?)."
-            elif beat is not None and now - _aware(beat) > stale_after:
-                since = _aware(beat).isoformat(sep=" ", timespec="seconds")
-                dead[run_id] = (
-                    f"No heartbeat from the run (host {run_host}) since {since}, more than "
-                    f"{stale_after} ago: its process is gone."
-                )
+        dead = {}
+        for row in candidates:
+            reason = _death(row, host, now, stale_after)
+            if reason is not None:
+                dead[row.id] = reason
         for run_id, error in dead.items():
             conn.execute(
                 runs.update()
@@ -196,6 +308,19 @@ def sweep(store: sa.Engine, stale_after: timedelta = timedelta(minutes=30)) -> d
         )
         deleted = conn.execute(rows.delete().where(rows.c.run_id.in_(replaced))).rowcount
     return {"abandoned": len(dead), "rows_deleted": max(deleted or 0, 0)}
+
+
+def _death(run: sa.Row[Any], host: str, now: datetime, stale_after: timedelta) -> str | None:
+    """Why a ``running`` run (id, pid, host, heartbeat_at) is dead; None if it may be alive."""
+    if run.host == host and run.pid is not None and not _alive(run.pid):
+        return "The scoring process ended before closing the run (killed?)."
+    if run.heartbeat_at is not None and now - _aware(run.heartbeat_at) > stale_after:
+        since = _aware(run.heartbeat_at).isoformat(sep=" ", timespec="seconds")
+        return (
+            f"No heartbeat from the run (host {run.host}) since {since}, more than "
+            f"{stale_after} ago: its process is gone."
+        )
+    return None
 
 
 def _aware(moment: datetime) -> datetime:

@@ -34,6 +34,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from churnops.errors import ConfigError
+from churnops.store.database import BUSY_SECONDS, sqlite_pragmas
 
 COLUMNS = "(run_id, risk_rank, customer_id, score)"
 ROWS_PER_STATEMENT = 100  # 400 bound values: within every SQLite build's variable limit
@@ -60,9 +61,12 @@ def pause(point: str, hook: PausePoint) -> None:
 class RunWriter:
     """Insert a ranked run and point its date at it; use as a context manager."""
 
-    def __init__(self, url: sa.URL, hook: PausePoint | None = None) -> None:
+    def __init__(
+        self, url: sa.URL, hook: PausePoint | None = None, busy_seconds: float = BUSY_SECONDS
+    ) -> None:
         self.url = url
         self.hook = hook or PausePoint()
+        self.busy_seconds = busy_seconds
 
     def __enter__(self) -> RunWriter:
         self.open()
@@ -109,9 +113,8 @@ class SqliteWriter(RunWriter):
     def open(self) -> None:
         """Open the database in autocommit mode; transactions are explicit below."""
         self.conn = sqlite3.connect(self.url.database or ":memory:", isolation_level=None)
-        self.conn.execute("PRAGMA busy_timeout = 60000")
-        # WAL lets the dashboard and reports read the previous run while a swap commits.
-        self.conn.execute("PRAGMA journal_mode = WAL")
+        # The store's settings (WAL: readers see the previous run while a swap commits).
+        sqlite_pragmas(self.conn, self.busy_seconds)
 
     def swap(
         self,
@@ -240,12 +243,14 @@ def _now_sqlite() -> str:
     return datetime.now(UTC).isoformat(sep=" ")
 
 
-def make_writer(url: str, hook: PausePoint | None = None) -> RunWriter:
+def make_writer(
+    url: str, hook: PausePoint | None = None, busy_seconds: float = BUSY_SECONDS
+) -> RunWriter:
     """Return the writer for the store at ``url`` (SQLite or PostgreSQL)."""
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return SqliteWriter(parsed, hook)
+        return SqliteWriter(parsed, hook, busy_seconds)
     if backend == "postgresql":
-        return PostgresWriter(parsed, hook)
+        return PostgresWriter(parsed, hook, busy_seconds)
     raise ConfigError(f"Batch scoring writes to SQLite or PostgreSQL, not {backend!r}.")

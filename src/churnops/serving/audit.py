@@ -11,9 +11,11 @@ cost, measured at 50-80 µs of server CPU per audited request).
 Each uvicorn worker owns its writer (started and drained by the app's lifespan). Nothing
 here can fail or block a request: frames the pipe does not take yet wait in a bounded
 buffer; when that is full (writer stuck, store slow), when the writer died with rows in
-flight, or when it reports a store error, rows are dropped and counted
-(``churnops_audit_dropped_total``) and one error is logged per outage. A dead writer is
-restarted (at most once a second) and gets what was still buffered. Shadow scoring runs
+flight, or when the store stayed unavailable longer than the writer retries
+(``retry_seconds``), rows are dropped and counted (``churnops_audit_dropped_total``) and
+one error is logged per outage. Rows the store refuses are quarantined by the writer, not
+dropped, and counted in :attr:`AuditWriter.quarantined`. A dead writer is restarted (at
+most once a second) and gets what was still buffered. Shadow scoring runs
 in one background thread of the server (it needs the challenger); its rows take the same
 path.
 """
@@ -36,7 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from churnops.config import Settings
-from churnops.store.audit_writer import AUDIT_FIELDS, PREDICTION_FIELDS, frame
+from churnops.store.audit_writer import AUDIT_FIELDS, PREDICTION_FIELDS, RETRY_SECONDS, frame
 
 log = logging.getLogger("churnops.serving")
 
@@ -60,9 +62,11 @@ class AuditWriter:
         on_drop: Callable[[int], None] | None = None,
         flush_seconds: float = FLUSH_SECONDS,
         handoff_seconds: float = HANDOFF_SECONDS,
+        retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.settings = settings
         self.flush_seconds = flush_seconds
+        self.retry_seconds = retry_seconds
         self.handoff_seconds = handoff_seconds
         self._on_drop = on_drop or (lambda n: None)
         self._audits: list[tuple[Any, ...]] = []  # event-loop thread only
@@ -82,6 +86,7 @@ class AuditWriter:
         self._outage = False
         self.written = {"audit": 0, "prediction": 0}
         self.dropped = 0
+        self.quarantined = 0
         self.restarts = 0
 
     @property
@@ -177,7 +182,12 @@ class AuditWriter:
             fcntl.fcntl(proc.stdin.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
         os.set_blocking(proc.stdout.fileno(), False)
         header = frame(
-            {"url": self.settings.resolved_database_url, "flush_seconds": self.flush_seconds}
+            {
+                "url": self.settings.resolved_database_url,
+                "flush_seconds": self.flush_seconds,
+                "busy_seconds": self.settings.sqlite_busy_seconds,
+                "retry_seconds": self.retry_seconds,
+            }
         )
         os.write(proc.stdin.fileno(), header)  # an empty pipe takes a few hundred bytes
         os.set_blocking(proc.stdin.fileno(), False)
@@ -258,7 +268,7 @@ class AuditWriter:
             self._sent += rows
 
     def _read_reports(self) -> None:
-        """Take the writer's ``W``/``D`` report lines (non-blocking)."""
+        """Take the writer's ``W``/``Q``/``D`` report lines (non-blocking)."""
         proc = self._proc
         if proc is None or proc.stdout is None:
             return
@@ -279,6 +289,8 @@ class AuditWriter:
                 self.written["audit"] += numbers[0]
                 self.written["prediction"] += numbers[1]
                 self._outage = False
+            elif kind == b"Q":  # stored in audit_quarantine (the writer logs why)
+                self.quarantined += numbers[0]
             elif kind == b"D":
                 self._outage_log("the audit writer cannot write to the store")
                 self._drop(numbers[0])

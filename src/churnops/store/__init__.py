@@ -4,6 +4,7 @@ from churnops.store.database import get_engine, session_scope, upgrade
 from churnops.store.tables import (
     ApiKey,
     AuditLog,
+    AuditQuarantine,
     Base,
     FeatureDriftRow,
     MonitoringRun,
@@ -22,6 +23,7 @@ from churnops.store.tables import (
 __all__ = [
     "ApiKey",
     "AuditLog",
+    "AuditQuarantine",
     "Base",
     "FeatureDriftRow",
     "MonitoringRun",

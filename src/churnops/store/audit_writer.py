@@ -5,19 +5,34 @@ see ``churnops.serving.audit``) so that turning rows into SQL — dicts, datetim
 processing, the driver — runs on another core and never takes the server's GIL.
 
 Wire format on stdin: frames of ``<4-byte little-endian length><marshal blob>``. The first
-frame is a header dict (``url``: the store URL, ``flush_seconds``); every other frame is
-``(audit_rows, prediction_rows)``, lists of tuples in :data:`AUDIT_FIELDS` /
-:data:`PREDICTION_FIELDS` order with ``at`` as a Unix timestamp. The process inserts what it
-received every ``flush_seconds`` (one transaction, multi-row ``INSERT``s) and, at end of
-input (the server closed the pipe: graceful shutdown, or the server died), writes the rest
-and exits. On stdout it reports ``W <audit> <prediction>`` after each commit and
-``D <rows>`` for rows it could not store, so the server can count drops. SIGINT/SIGTERM are
-ignored: end of input is the only stop signal, so a Ctrl-C or a process-group SIGTERM
-cannot lose what the server is still flushing to it.
+frame is a header dict (``url``: the store URL, ``flush_seconds``, ``busy_seconds``,
+``retry_seconds``); every other frame is ``(audit_rows, prediction_rows)``, lists of tuples
+in :data:`AUDIT_FIELDS` / :data:`PREDICTION_FIELDS` order with ``at`` as a Unix timestamp.
+The process inserts what it received every ``flush_seconds`` (one transaction, multi-row
+``INSERT``s) and, at end of input (the server closed the pipe: graceful shutdown, or the
+server died), writes the rest and exits. On stdout it reports ``W <audit> <prediction>``
+after each commit, ``Q <rows>`` for rows it quarantined and ``D <rows>`` for rows it could
+not store, so the server can count them. SIGINT/SIGTERM are ignored: end of input is the
+only stop signal, so a Ctrl-C or a process-group SIGTERM cannot lose what the server is
+still flushing to it.
+
+Two kinds of failure, two answers:
+
+- **The store refuses a row** (a value it cannot hold: a NUL character on PostgreSQL, a
+  client's over-long request id): one such row used to fail the whole flush, so one client
+  could erase everyone's audit rows. The flush is split in halves until each refused row
+  is alone; every other row is written, and a refused row goes whole, as ASCII JSON, to
+  ``audit_quarantine`` with the error text. Audit rows are evidence, so they are not
+  "cleaned" into something that was never served.
+- **The store is unavailable** (SQLite busy past its timeout during a batch swap,
+  PostgreSQL restarting): nothing is dropped at once. The rows are kept and retried with
+  backoff for up to ``retry_seconds``; meanwhile stdin is not read, so new rows wait in
+  the pipe and the server's bounded buffer, which is what bounds memory.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import marshal
 import os
@@ -26,6 +41,8 @@ import signal
 import struct
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +53,11 @@ log = logging.getLogger("churnops.audit_writer")
 HEADER = struct.Struct("<I")
 ROWS_PER_INSERT = 80  # x 12 columns: under SQLite's oldest 999-parameter limit
 MAX_ROWS_PER_COMMIT = 20_000
+RETRY_SECONDS = 120.0  # how long rows are kept through a store outage before they are dropped
+FIRST_BACKOFF, MAX_BACKOFF = 0.25, 8.0
+ERROR_CHARS = 2000
+
+Rows = list[tuple[Any, ...]]
 
 AUDIT_FIELDS = (
     "at",
@@ -86,24 +108,78 @@ def split_frames(buf: bytearray) -> list[Any]:
     return out
 
 
+@dataclass
+class Outcome:
+    """What one :meth:`StoreWriter.store` call did; ``pending`` rows are to be retried."""
+
+    audits: int = 0
+    predictions: int = 0
+    quarantined: int = 0
+    dropped: int = 0
+    pending_audits: Rows = field(default_factory=list)
+    pending_predictions: Rows = field(default_factory=list)
+    error: Exception | None = None
+
+    def keep(self, parts: list[tuple[Rows, Rows]], error: Exception) -> Outcome:
+        """Keep the rows of ``parts`` for a retry: the store failed, not the rows."""
+        for audits, predictions in parts:
+            self.pending_audits.extend(audits)
+            self.pending_predictions.extend(predictions)
+        self.error = error
+        return self
+
+
 class StoreWriter:
     """Insert audit and prediction-log rows into the store (same values as ``insert()``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_seconds: float | None = None) -> None:
         self.url = url
+        self.busy_seconds = busy_seconds
         self._engine: Any = None
 
     @property
     def engine(self) -> Any:
         if self._engine is None:
-            from churnops.store.database import _engine
+            from churnops.store.database import BUSY_SECONDS, _engine
 
-            self._engine = _engine(self.url)  # migrates the store on first use
+            # migrates the store on first use; a failure is retried at the next write
+            self._engine = _engine(self.url, self.busy_seconds or BUSY_SECONDS)
         return self._engine
 
-    def write(
-        self, audit_rows: list[tuple[Any, ...]], prediction_rows: list[tuple[Any, ...]]
-    ) -> None:
+    def store(self, audits: Rows, predictions: Rows) -> Outcome:
+        """Write the rows; quarantine rows the store refuses; keep all rows in an outage.
+
+        A write the store refuses because of its rows is split in halves until each
+        refused row is alone (a few transactions for one bad row among thousands, not one
+        per row), so every other row is written.
+        """
+        out = Outcome()
+        parts = [(audits, predictions)]
+        while parts:
+            part = parts.pop()
+            try:
+                self.write(*part)
+            except Exception as exc:
+                if not refused(exc):
+                    return out.keep([*parts, part], exc)
+                if len(part[0]) + len(part[1]) > 1:
+                    parts.extend(reversed(_halves(*part)))
+                    continue
+                try:
+                    self.quarantine(*part, exc)
+                except Exception as again:
+                    if not refused(again):
+                        return out.keep([*parts, part], again)
+                    log.error("cannot quarantine a refused row either, dropped: %s", again)
+                    out.dropped += 1
+                else:
+                    out.quarantined += 1
+            else:
+                out.audits += len(part[0])
+                out.predictions += len(part[1])
+        return out
+
+    def write(self, audit_rows: Rows, prediction_rows: Rows) -> None:
         """Write both lists in one transaction (raises on a store error)."""
         from churnops.store.tables import AuditLog, PredictionLog
 
@@ -128,6 +204,66 @@ class StoreWriter:
                 insert_audits(conn, AuditLog.__table__, audits)
             if predictions:
                 conn.execute(PredictionLog.__table__.insert(), predictions)
+
+    def quarantine(self, audit_rows: Rows, prediction_rows: Rows, error: Exception) -> None:
+        """Store one refused row, unaltered, as ASCII JSON with why the store refused it.
+
+        ASCII JSON escapes every character a store or driver could refuse (NUL, lone
+        surrogates, control characters), so the quarantine itself cannot be refused.
+        """
+        from churnops.store.tables import AuditQuarantine
+        from churnops.store.text import storable
+
+        kind, fields, values = (
+            ("audit", AUDIT_FIELDS, audit_rows[0])
+            if audit_rows
+            else ("prediction", PREDICTION_FIELDS, prediction_rows[0])
+        )
+        row = json.dumps(dict(zip(fields, values, strict=False)), ensure_ascii=True, default=repr)
+        with self.engine.begin() as conn:
+            conn.execute(
+                AuditQuarantine.__table__.insert().values(
+                    at=datetime.now(UTC),
+                    kind=kind,
+                    row=row,
+                    error=storable(_reason(error), ERROR_CHARS),
+                )
+            )
+
+
+def refused(exc: BaseException) -> bool:
+    """Say whether a failed write is the rows' fault (a value refused), not the store's.
+
+    Statement errors other than operational/interface ones (the database or the driver
+    refused a value: ``DataError``, ``IntegrityError``…) and errors building the row
+    (``ValueError``, ``TypeError``) are the rows'; anything else — busy, unreachable,
+    cannot open or migrate — is the store's, and is retried.
+    """
+    import sqlalchemy.exc as sa_exc
+
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return False
+    if getattr(exc, "connection_invalidated", False):
+        return False
+    return isinstance(exc, sa_exc.StatementError | ValueError | TypeError)
+
+
+def _halves(audits: Rows, predictions: Rows) -> list[tuple[Rows, Rows]]:
+    """Split a refused write in two: by kind first, then each kind's rows in halves."""
+    if audits and predictions:
+        return [(audits, []), ([], predictions)]
+    if audits:
+        mid = len(audits) // 2
+        return [(audits[:mid], []), (audits[mid:], [])]
+    mid = len(predictions) // 2
+    return [([], predictions[:mid]), ([], predictions[mid:])]
+
+
+def _reason(exc: BaseException) -> str:
+    """The database's or driver's own message, without SQLAlchemy's echo of the values."""
+    orig = getattr(exc, "orig", None)
+    source = orig if orig is not None else exc
+    return f"{type(source).__name__}: {source}"
 
 
 def insert_audits(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -158,54 +294,71 @@ def insert_audits(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
         conn.exec_driver_sql(sql, tuple(params))
 
 
-def run(fd: int, report: Any) -> None:
+def run(fd: int, report: Callable[[str], None]) -> None:
     """Read frames from ``fd`` until end of input, writing rows in timed batches."""
     buf = bytearray()
-    header: dict[str, Any] | None = None
     store: StoreWriter | None = None
-    flush_seconds = 0.2
-    audits: list[tuple[Any, ...]] = []
-    predictions: list[tuple[Any, ...]] = []
-    oldest = 0.0
+    flush_seconds, retry_seconds = 0.2, RETRY_SECONDS
+    audits: Rows = []
+    predictions: Rows = []
+    oldest = 0.0  # when the oldest pending row arrived
+    failing_since: float | None = None  # pending rows wait for the store since then
+    retry_at, backoff = 0.0, FIRST_BACKOFF
+    outage = False  # one error line per outage
     eof = False
-    failing = False
-    while not eof:
-        pending = audits or predictions
-        timeout = max(0.0, oldest + flush_seconds - time.monotonic()) if pending else None
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if ready:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                eof = True
-            buf += chunk
-            for item in split_frames(buf):
-                if header is None:
-                    header = item
-                    store = StoreWriter(item["url"])
-                    flush_seconds = float(item.get("flush_seconds", flush_seconds))
-                    continue
-                if not (audits or predictions):
-                    oldest = time.monotonic()
-                audits.extend(item[0])
-                predictions.extend(item[1])
+    while not eof or audits or predictions:
+        if failing_since is not None:
+            # Not reading meanwhile: the pipe and the server's bounded buffer hold new rows.
+            time.sleep(max(0.0, retry_at - time.monotonic()))
+        elif not eof:
+            pending = audits or predictions
+            timeout = max(0.0, oldest + flush_seconds - time.monotonic()) if pending else None
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                eof = not chunk
+                buf += chunk
+                for item in split_frames(buf):
+                    if store is None:
+                        store = StoreWriter(item["url"], item.get("busy_seconds"))
+                        flush_seconds = float(item.get("flush_seconds", flush_seconds))
+                        retry_seconds = float(item.get("retry_seconds", retry_seconds))
+                        continue
+                    if not (audits or predictions):
+                        oldest = time.monotonic()
+                    audits.extend(item[0])
+                    predictions.extend(item[1])
         n = len(audits) + len(predictions)
-        if n and (eof or time.monotonic() - oldest >= flush_seconds or n >= MAX_ROWS_PER_COMMIT):
-            try:
-                assert store is not None
-                store.write(audits, predictions)
-            except Exception as exc:
-                if not failing:
-                    log.error("audit write failed, dropping rows until it works again: %s", exc)
-                failing = True
-                if store is not None:
-                    store._engine = None  # try to reconnect (and migrate) next time
-                report(f"D {n}\n")
-            else:
-                if failing:
-                    log.warning("audit writes work again")
-                failing = False
-                report(f"W {len(audits)} {len(predictions)}\n")
-            audits, predictions = [], []
+        now = time.monotonic()
+        due = eof or failing_since is not None or now - oldest >= flush_seconds
+        if not n or not (due or n >= MAX_ROWS_PER_COMMIT):
+            continue
+        assert store is not None  # rows only come after the header
+        out = store.store(audits, predictions)
+        if out.audits or out.predictions:
+            report(f"W {out.audits} {out.predictions}\n")
+        if out.quarantined:
+            log.error("%d row(s) refused by the store, kept in audit_quarantine", out.quarantined)
+            report(f"Q {out.quarantined}\n")
+        if out.dropped:
+            report(f"D {out.dropped}\n")
+        audits, predictions = out.pending_audits, out.pending_predictions
+        if out.error is None:
+            if outage:
+                log.warning("audit writes work again")
+            outage, failing_since, backoff = False, None, FIRST_BACKOFF
+            continue
+        if not outage:
+            log.error("audit write failed, retrying for up to %.0fs: %s", retry_seconds, out.error)
+        outage = True
+        failing_since = now if failing_since is None else failing_since
+        if now - failing_since < retry_seconds:
+            retry_at, backoff = now + backoff, min(backoff * 2, MAX_BACKOFF)
+            continue
+        left = len(audits) + len(predictions)
+        log.error("store unavailable for %.0fs, dropping %d rows", now - failing_since, left)
+        report(f"D {left}\n")
+        audits, predictions, failing_since, backoff = [], [], None, FIRST_BACKOFF
 
 
 def main() -> None:

@@ -3,6 +3,12 @@
 A store already at the head revision is used as is: Alembic (and every migration script)
 is imported only when there is something to migrate, so a command that just reads the
 store does not pay for the migration machinery on every run.
+
+Every SQLite connection of the store — the shared engine, migrations, the audit writer
+process, the batch writer's own connection — runs in WAL mode with the same long busy
+timeout (:func:`sqlite_pragmas`). SQLite has one writer at a time: with the driver's 5 s
+default, any write during a batch swap longer than that (a second run, ``keys create``,
+audit rows) failed with "database is locked"; now it waits for the lock instead.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,9 +26,37 @@ from sqlalchemy.orm import Session, sessionmaker
 from churnops.config import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+BUSY_SECONDS = Settings.model_fields["sqlite_busy_seconds"].default
 
 
-def upgrade(url: str) -> str:
+def sqlite_pragmas(dbapi_conn: Any, busy_seconds: float) -> None:
+    """Make an SQLite connection wait ``busy_seconds`` for a write lock, in WAL mode.
+
+    WAL lets readers (dashboard, reports, key lookups) go on while a writer holds the lock;
+    the busy timeout makes writers queue for it. ``journal_mode`` is stored in the file,
+    so after the first connection this pragma is a no-op.
+    """
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_seconds * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+    finally:
+        cursor.close()
+
+
+def create_store_engine(url: str, busy_seconds: float = BUSY_SECONDS, **kw: Any) -> sa.Engine:
+    """Return an engine for ``url``; on SQLite every connection gets :func:`sqlite_pragmas`."""
+    engine = sa.create_engine(url, **kw)
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            sqlite_pragmas(dbapi_conn, busy_seconds)
+
+    return engine
+
+
+def upgrade(url: str, busy_seconds: float = BUSY_SECONDS) -> str:
     """Apply every Alembic migration to the database at ``url``; return the head revision."""
     from alembic import command
     from alembic.config import Config
@@ -29,9 +64,14 @@ def upgrade(url: str) -> str:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["busy_seconds"] = busy_seconds
     command.upgrade(config, "head")
-    with sa.create_engine(url).connect() as conn:
-        return str(conn.execute(sa.text("select version_num from alembic_version")).scalar())
+    engine = create_store_engine(url, busy_seconds, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(sa.text("select version_num from alembic_version")).scalar())
+    finally:
+        engine.dispose()
 
 
 _REVISION = re.compile(r"""^(down_revision|revision)\b[^=]*=\s*['"]([^'"]+)['"]""", re.M)
@@ -72,18 +112,18 @@ def _at_head(engine: sa.Engine) -> bool:
 
 
 @lru_cache(maxsize=8)
-def _engine(url: str) -> sa.Engine:
+def _engine(url: str, busy_seconds: float = BUSY_SECONDS) -> sa.Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    engine = create_store_engine(url, busy_seconds, pool_pre_ping=True)
     if not _at_head(engine):
-        upgrade(url)
+        upgrade(url, busy_seconds)
     return engine
 
 
 def get_engine(settings: Settings) -> sa.Engine:
     """Return the engine for the configured store, migrating it on first use."""
-    return _engine(settings.resolved_database_url)
+    return _engine(settings.resolved_database_url, settings.sqlite_busy_seconds)
 
 
 @contextmanager

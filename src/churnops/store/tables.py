@@ -84,6 +84,22 @@ class PredictionLog(Base):
     churn: Mapped[bool] = mapped_column(sa.Boolean)
 
 
+class AuditQuarantine(Base):
+    """An audit or prediction-log row the store refused, kept as ASCII JSON with the error.
+
+    The audit writer isolates a refused row (one value the store cannot hold must not cost
+    the other rows of a flush) and stores it here unaltered, in a form every store accepts.
+    """
+
+    __tablename__ = "audit_quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))  # audit | prediction
+    row: Mapped[str] = mapped_column(sa.Text)  # JSON object of the row's fields, ASCII only
+    error: Mapped[str] = mapped_column(sa.Text)
+
+
 class MonitoringRun(Base):
     """One ``churnops monitor`` run: what was compared, the verdict and the retrain decision."""
 

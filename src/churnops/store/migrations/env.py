@@ -5,10 +5,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
+from churnops.store.database import BUSY_SECONDS, create_store_engine
 from churnops.store.tables import Base
 
 config = context.config
-engine = sa.create_engine(config.get_main_option("sqlalchemy.url"), poolclass=sa.pool.NullPool)
+engine = create_store_engine(
+    config.get_main_option("sqlalchemy.url"),
+    config.attributes.get("busy_seconds", BUSY_SECONDS),
+    poolclass=sa.pool.NullPool,
+)
 with engine.connect() as connection:
     context.configure(
         connection=connection,
