@@ -91,6 +91,27 @@ class Settings(BaseSettings):
     serve_key_cache_seconds: float = Field(5.0, ge=0, description="Revocations apply after.")
     serve_ssl_certfile: Path | None = None
     serve_ssl_keyfile: Path | None = None
+    serve_max_json_depth: int = Field(
+        32, ge=3, le=256, description="JSON bodies nested deeper than this get 422."
+    )
+    serve_ip_rate_limit: float = Field(
+        1000.0, ge=0, description="Requests/s per client address, before the key is checked."
+    )
+    serve_ip_rate_burst: int = Field(2000, ge=1, description="Token bucket size per address.")
+    serve_rate_limit_on_redis_error: Literal["local", "open", "closed"] = Field(
+        "local",
+        description="While Redis is unreachable: limit in this process (local), not at all "
+        "(open), or refuse with 503 (closed).",
+    )
+    serve_max_concurrent_batches: int = Field(
+        2, ge=1, description="Batch requests scored at once (off the event loop); more get 503."
+    )
+    serve_drain_seconds: float = Field(
+        5.0, ge=0, description="On SIGTERM, /readyz answers 503 this long before the port closes."
+    )
+    serve_trusted_hosts: list[str] = Field(
+        [], description="Accepted Host headers (e.g. api.example.com, *.example.com); [] = any."
+    )
 
     # Monitoring: drift thresholds, retrain triggers, report (see docs/monitoring.md).
     psi_warn: float = Field(0.1, ge=0.0, description="PSI at which a feature is worth a look.")

@@ -18,6 +18,7 @@
         ├── PayloadTooLargeError      exit 1, HTTP 413  a request body above the limit
         ├── RateLimitedError          exit 1, HTTP 429  the key's token bucket is empty
         ├── ModelNotReadyError        exit 3, HTTP 503  no model loaded yet
+        ├── ServiceUnavailableError   exit 1, HTTP 503  busy, or a limiter that fails closed
         └── ReloadError               exit 3, HTTP 409  a new model that cannot replace the old
 
 ``ServingError`` subclasses may carry ``headers`` (``Retry-After``, ``WWW-Authenticate``)
@@ -164,6 +165,16 @@ class ModelNotReadyError(ServingError):
     """The service has no model loaded yet (or could not load one)."""
 
     exit_code = 3
+    http_status = 503
+
+
+class ServiceUnavailableError(ServingError):
+    """The server cannot take this request now; ``Retry-After`` says when to try again.
+
+    Every scoring slot is busy (CPU-bound work a timeout cannot stop is bounded instead),
+    or the shared rate limiter is unreachable and configured to fail closed.
+    """
+
     http_status = 503
 
 

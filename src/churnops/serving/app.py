@@ -2,6 +2,9 @@
 
 ``create_app`` is what tests and ``churnops serve`` call; ``app_from_env`` is the uvicorn
 factory used for ``--workers N`` (each worker reads the same ``CHURNOPS_*`` settings).
+
+``/docs`` and ``/redoc`` load their scripts from this server (``fastapi-offline`` ships
+Swagger UI and ReDoc), not from a CDN, so they work on a network without internet access.
 """
 
 from __future__ import annotations
@@ -17,19 +20,23 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from churnops.config import Settings, get_settings
 from churnops.errors import ChurnopsError, ServingError
 from churnops.scoring import Predictor
 from churnops.serving.audit import AuditWriter
 from churnops.serving.auth import KeyCache
-from churnops.serving.deps import Services
+from churnops.serving.deps import ScoringPool, Services, needs_key
 from churnops.serving.metrics import Metrics
 from churnops.serving.middleware import ServingMiddleware
-from churnops.serving.ratelimit import make_limiter
+from churnops.serving.ratelimit import make_limits
 from churnops.serving.routes import admin, health, predict
 from churnops.serving.schemas import customer_model
+from churnops.serving.serve import drain_on_sigterm
 from churnops.serving.state import Loader, ModelState
 
 log = logging.getLogger("churnops.serving")
@@ -39,6 +46,12 @@ _PATHS = re.compile(
     r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?/{1,4}(?:[^\s'\",;:()\[\]{}]+/)+[^\s'\",;:()\[\]{}]*"
 )
 LOAD_RETRY_SECONDS = (1, 2, 5, 10, 30)
+# The two ways to present a key (serving/deps.py reads both), as OpenAPI security schemes.
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key."},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+KEY_REQUIRED = [{"bearerAuth": []}, {"apiKeyHeader": []}]  # either one
 
 
 def create_app(
@@ -73,13 +86,24 @@ def create_app(
         if settings.serve_audit
         else None,
         keys=None if no_auth else KeyCache(settings),
-        limiter=make_limiter(
-            settings.serve_rate_limit, settings.serve_rate_burst, settings.redis_url
+        limits=make_limits(
+            key_rate=settings.serve_rate_limit,
+            key_burst=settings.serve_rate_burst,
+            address_rate=settings.serve_ip_rate_limit,
+            address_burst=settings.serve_ip_rate_burst,
+            redis_url=settings.redis_url,
+            on_redis_error=settings.serve_rate_limit_on_redis_error,
+            unavailable=metrics.ratelimit_redis_unavailable,
         ),
+        scoring=ScoringPool(settings.serve_max_concurrent_batches, metrics.scoring_rejected.inc),
     )
+
+    def start_draining() -> None:
+        services.draining = True
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        undo_drain = drain_on_sigterm(start_draining, settings.serve_drain_seconds)
         if services.audit is not None:
             await services.audit.start()
         if services.keys is not None:
@@ -96,15 +120,16 @@ def create_app(
         try:
             yield
         finally:
+            undo_drain()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if services.audit is not None:
                 await services.audit.stop()
-            if services.limiter is not None:
-                await services.limiter.close()
+            await services.limits.close()
+            services.scoring.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="churnops scoring API",
         version="1",
         summary="Churn probability, flag and reasons for customers, from the champion model.",
@@ -114,6 +139,10 @@ def create_app(
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(admin.router)
+    if settings.serve_trusted_hosts:  # inside ServingMiddleware: a refusal is still counted
+        app.add_middleware(
+            TrustedHostMiddleware, allowed_hosts=settings.serve_trusted_hosts, www_redirect=False
+        )
     app.add_middleware(
         ServingMiddleware,
         metrics=metrics,
@@ -123,7 +152,7 @@ def create_app(
         access_log=settings.serve_access_log,
     )
     _install_error_handlers(app)
-    _install_openapi(app, models, settings.serve_batch_limit)
+    _install_openapi(app, models, settings.serve_batch_limit, secured=not no_auth)
     return app
 
 
@@ -221,8 +250,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def _install_openapi(app: FastAPI, models: ModelState, batch_limit: int) -> None:
-    """Describe ``CustomerIn`` from the serving model's contract (rebuilt after a reload)."""
+def _install_openapi(app: FastAPI, models: ModelState, batch_limit: int, secured: bool) -> None:
+    """Describe ``CustomerIn`` from the serving model's contract (rebuilt after a reload).
+
+    With keys on (``secured``), the spec declares the two key schemes and puts them on each
+    route whose dependencies authenticate, read from the route table (so a new route is
+    described as it is enforced); every other route says ``security: []``. Written into the
+    spec rather than declared as FastAPI security dependencies, which would cost every
+    request their parsing.
+    """
     cache: dict[str, Any] = {}
 
     def openapi() -> dict[str, Any]:
@@ -241,7 +277,15 @@ def _install_openapi(app: FastAPI, models: ModelState, batch_limit: int) -> None
             model = customer_model(champion.model.contract, champion.example())
             customer = model.model_json_schema(by_alias=True)
             customer["additionalProperties"] = False
-        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        components = spec.setdefault("components", {})
+        if secured:
+            components["securitySchemes"] = SECURITY_SCHEMES
+            for route in app.routes:
+                if isinstance(route, APIRoute) and route.include_in_schema:
+                    security = KEY_REQUIRED if needs_key(route.dependant) else []
+                    for method in route.methods:
+                        spec["paths"][route.path_format][method.lower()]["security"] = security
+        schemas = components.setdefault("schemas", {})
         schemas["CustomerIn"] = customer
         schemas["CustomersIn"] = {
             "type": "object",

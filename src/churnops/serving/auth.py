@@ -8,14 +8,15 @@ read model info; ``admin`` may also reload.
 The API keeps the active hashes in memory and refreshes them from the store every
 ``serve_key_cache_seconds`` (so ``churnops keys revoke`` takes effect within that delay),
 and on an unknown key at most once a second (so a new key works at once without letting
-bad keys hammer the database).
+bad keys hammer the database); the queries run in a thread, never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,9 +27,12 @@ import sqlalchemy as sa
 from churnops.config import Settings
 from churnops.errors import ConfigError
 
+log = logging.getLogger("churnops.serving")
+
 Role = Literal["scorer", "admin"]
 ROLES: tuple[str, ...] = ("scorer", "admin")
 KEY_PREFIX = "chk_"
+MISS_REFRESH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,14 @@ def revoke_key(settings: Settings, name: str) -> dict[str, Any]:
 
 
 class KeyCache:
-    """Active key hashes in memory, refreshed from the store in the background of requests."""
+    """Active key hashes in memory, refreshed from the store off the event loop.
+
+    Refreshes are bounded whatever the traffic: one every ``serve_key_cache_seconds``, plus
+    one per ``MISS_REFRESH_SECONDS`` when an unknown key arrives (so a key created a moment
+    ago works at once), and concurrent requests share the refresh in progress. A flood of
+    made-up keys therefore costs the database at most one query a second. A store that
+    cannot be read leaves the keys already loaded in force (logged), not a 500 per request.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -125,7 +136,8 @@ class KeyCache:
         self._keys: dict[str, Principal] = {}
         self._loaded_at = -1e9
         self._miss_refresh_at = -1e9
-        self._lock = threading.Lock()
+        self._warned_at = -1e9
+        self._pending: asyncio.Future[None] | None = None
 
     def refresh(self) -> None:
         """Reload the active keys from the store."""
@@ -140,18 +152,38 @@ class KeyCache:
         self._keys = {h: Principal(n, r) for h, n, r in rows}
         self._loaded_at = time.monotonic()
 
-    def lookup(self, key: str) -> Principal | None:
+    async def lookup(self, key: str) -> Principal | None:
         """Return the principal of ``key``, or None when it is unknown or revoked."""
         now = time.monotonic()
         digest = hash_key(key)
         if now - self._loaded_at > self.ttl:
-            with self._lock:
-                if now - self._loaded_at > self.ttl:
-                    self.refresh()
+            await self._refresh_shared()
         found = self._keys.get(digest)
-        if found is None and now - self._miss_refresh_at > 1.0:
-            with self._lock:
-                self._miss_refresh_at = now
-                self.refresh()
+        if found is None and now - self._miss_refresh_at > MISS_REFRESH_SECONDS:
+            self._miss_refresh_at = now
+            await self._refresh_shared()
             found = self._keys.get(digest)
         return found
+
+    async def _refresh_shared(self) -> None:
+        """Join the refresh in progress or start one in a thread; keep old keys on failure."""
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(asyncio.to_thread(self._try_refresh))
+            self._pending.add_done_callback(self._clear_pending)
+        await asyncio.shield(self._pending)
+
+    def _clear_pending(self, _future: asyncio.Future[None]) -> None:
+        self._pending = None
+
+    def _try_refresh(self) -> None:
+        try:
+            self.refresh()
+        except Exception as exc:
+            now = time.monotonic()
+            self._loaded_at = now  # try again after the cache period, not on every request
+            if now - self._warned_at > MISS_REFRESH_SECONDS * 10:
+                self._warned_at = now
+                log.warning(
+                    "API keys: cannot read the store (%s); the keys loaded before stay in force",
+                    type(exc).__name__,
+                )

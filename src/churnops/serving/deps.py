@@ -1,26 +1,42 @@
 """Typed dependencies of the routes: who is calling (``ApiKeyDep``) and what serves.
 
-``ApiKeyDep`` authenticates (``Authorization: Bearer KEY`` or ``X-API-Key: KEY``), then
-takes a token from the key's rate-limit bucket. ``AdminKeyDep`` also requires the admin
-role. ``PredictorDep`` is the champion predictor, or a 503 while none is loaded.
+``ApiKeyDep`` takes a token from the client address's rate-limit bucket, authenticates
+(``Authorization: Bearer KEY`` or ``X-API-Key: KEY``), then takes a token from the key's
+bucket: the address comes first so that requests with made-up keys are limited too.
+``AdminKeyDep`` also requires the admin role. ``PredictorDep`` is the champion predictor,
+or a 503 while none is loaded.
+
+Routes that need a key are found from these dependencies (``needs_key``), and the OpenAPI
+spec declares the two ways to send one as security schemes on exactly those routes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 
 from churnops.config import Settings
-from churnops.errors import AuthenticationError, ModelNotReadyError, PermissionDeniedError
+from churnops.errors import (
+    AuthenticationError,
+    ModelNotReadyError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+)
 from churnops.scoring import Predictor
 from churnops.serving.audit import AuditWriter
 from churnops.serving.auth import ANONYMOUS, KeyCache, Principal
 from churnops.serving.metrics import Metrics
-from churnops.serving.ratelimit import LocalLimiter, RedisLimiter
+from churnops.serving.ratelimit import RateLimits
 from churnops.serving.state import ModelState
 
+T = TypeVar("T")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="churnops"'}
 
 
@@ -33,7 +49,41 @@ class Services:
     metrics: Metrics
     audit: AuditWriter | None
     keys: KeyCache | None  # None = --insecure-no-auth
-    limiter: LocalLimiter | RedisLimiter | None
+    limits: RateLimits
+    scoring: ScoringPool
+    draining: bool = False  # SIGTERM received: /readyz answers 503 until the server stops
+
+
+class ScoringPool:
+    """A few threads for CPU-bound scoring; a request finding them all busy gets 503.
+
+    A timeout cannot stop CPU-bound work, so it is bounded instead: a slot is released when
+    its work ends (or is cancelled before it starts), not when the request gives up, so
+    requests that timed out (504) still hold their slots while their scoring runs.
+    """
+
+    def __init__(self, size: int, rejected: Any) -> None:
+        self.size = size
+        self._slots = threading.BoundedSemaphore(size)
+        self._pool = ThreadPoolExecutor(size, thread_name_prefix="churnops-scoring")
+        self._rejected = rejected
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """Run ``work(*args)`` in a free thread, or raise 503 with Retry-After."""
+        if not self._slots.acquire(blocking=False):
+            self._rejected()
+            raise ServiceUnavailableError(
+                f"All {self.size} batch scoring slots are busy; retry shortly.",
+                {"retry_after": 1},
+                headers={"Retry-After": "1"},
+            )
+        future = self._pool.submit(work, *args)
+        future.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        """Stop the threads once their work is done (none waits: shutdown is underway)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def get_services(request: Request) -> Services:
@@ -42,11 +92,15 @@ def get_services(request: Request) -> Services:
 
 
 async def api_key(request: Request) -> Principal:
-    """Authenticate the caller and charge its rate-limit bucket."""
+    """Charge the address's bucket, authenticate the caller, then charge the key's bucket."""
     services: Services = request.app.state.services
+    address = request.client.host if request.client else "-"
+    limits = services.limits
+    if limits.address is not None:
+        await limits.address.take(address)
     if services.keys is None:
         principal = ANONYMOUS
-        bucket = f"anonymous:{request.client.host if request.client else '-'}"
+        bucket = f"anonymous:{address}"
     else:
         key = _presented_key(request)
         if not key:
@@ -54,14 +108,14 @@ async def api_key(request: Request) -> Principal:
                 "Missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
                 headers=_CHALLENGE,
             )
-        found = services.keys.lookup(key)
+        found = await services.keys.lookup(key)
         if found is None:
             raise AuthenticationError("Invalid or revoked API key.", headers=_CHALLENGE)
         principal = found
         bucket = principal.name
     request.scope["state"]["key_name"] = principal.name
-    if services.limiter is not None:
-        await services.limiter.take(bucket)
+    if limits.key is not None:
+        await limits.key.take(bucket)
     return principal
 
 
@@ -93,6 +147,11 @@ def champion(request: Request) -> Predictor:
             f"No model loaded yet: {models.not_ready_reason}.", headers={"Retry-After": "5"}
         )
     return predictor
+
+
+def needs_key(dependant: Dependant) -> bool:
+    """Return True when a route (its dependant) authenticates with :func:`api_key`."""
+    return any(d.call is api_key or needs_key(d) for d in dependant.dependencies)
 
 
 ApiKeyDep = Annotated[Principal, Depends(api_key)]

@@ -78,6 +78,17 @@ class Metrics:
         self.shadow_errors = Counter(
             "churnops_shadow_errors", "Shadow scorings that failed.", registry=r
         )
+        self.ratelimit_redis_unavailable = Counter(
+            "churnops_ratelimit_redis_unavailable",
+            "Rate-limit decisions made without Redis (unreachable), by the configured policy.",
+            ["policy"],
+            registry=r,
+        )
+        self.scoring_rejected = Counter(
+            "churnops_scoring_rejected",
+            "Batch requests refused with 503 because every scoring slot was busy.",
+            registry=r,
+        )
         self._children: dict[str, tuple[Any, Any, Any]] = {}
 
     def observe_one(self, variant: str, probability: float, churn: bool) -> None:

@@ -1,11 +1,23 @@
-"""Per-key token buckets: in-process by default, shared through Redis when configured.
+"""Token buckets per client address and per key: in-process, or shared through Redis.
 
 A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per second; each
 request takes one. When it is empty the caller gets 429 with ``Retry-After`` = seconds
 until the next token. In-process buckets are per worker; with ``CHURNOPS_REDIS_URL`` set,
-all workers and replicas share one bucket per key through a Lua script, which Redis runs
-atomically (read, refill, take, write in one step) using Redis' own clock, so replicas
-with skewed clocks still agree.
+all workers and replicas share one bucket per address and per key through a Lua script,
+which Redis runs atomically (read, refill, take, write in one step) using Redis' own clock,
+so replicas with skewed clocks still agree.
+
+Two families of buckets, charged in this order (see ``serving/deps.py``): one per client
+address, taken *before* the key is checked, so requests with unknown or missing keys are
+limited too; then one per key. Each family is its own namespace, so no key name can
+collide with an address.
+
+While Redis is unreachable, ``serve_rate_limit_on_redis_error`` decides: ``local`` (the
+default) limits with in-process buckets (each worker's own share, so the budget is per
+worker until Redis is back), ``open`` does not limit, ``closed`` answers 503. Either way
+``churnops_ratelimit_redis_unavailable_total`` counts the requests decided without Redis
+and a warning is logged at most every ``WARN_SECONDS``; Redis is tried again after
+``RETRY_SECONDS``, so an outage costs one failed connection per second, not one per request.
 """
 
 from __future__ import annotations
@@ -13,11 +25,22 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from churnops.errors import RateLimitedError
+from churnops.errors import RateLimitedError, ServiceUnavailableError
 
 log = logging.getLogger("churnops.serving")
+
+OnRedisError = Literal["local", "open", "closed"]
+WARN_SECONDS = 10.0
+RETRY_SECONDS = 1.0
+NAMESPACE = "churnops:ratelimit"
+_EFFECT = {
+    "local": "limiting in each process instead",
+    "open": "not limiting",
+    "closed": "refusing requests (503)",
+}
 
 # KEYS[1] = bucket key; ARGV = rate (tokens/s), burst, ttl (s). Returns {allowed, retry_ms}.
 _LUA = """
@@ -50,9 +73,10 @@ return {allowed, retry_ms}
 class LocalLimiter:
     """Token buckets in this process's memory (one worker's share of the budget)."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, what: str = "key") -> None:
         self.rate = rate
         self.burst = float(burst)
+        self.what = what
         self._buckets: dict[str, list[float]] = {}
 
     async def take(self, key: str) -> None:
@@ -67,64 +91,133 @@ class LocalLimiter:
             bucket[0] = tokens - 1.0
             return
         bucket[0] = tokens
-        _refuse(key, (1.0 - tokens) / self.rate)
+        _refuse(self.what, key, (1.0 - tokens) / self.rate)
+
+
+class RedisBackend:
+    """One Redis connection pool shared by both bucket families, and its outage policy."""
+
+    def __init__(self, url: str, on_error: OnRedisError, unavailable: Any) -> None:
+        import redis.asyncio as redis
+
+        self.on_error = on_error
+        self.client = redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._script: Any = self.client.register_script(_LUA)
+        self._unavailable = unavailable.labels(on_error).inc
+        self._retry_at = -math.inf
+        self._warned_at = -math.inf
+
+    async def take(self, key: str, rate: float, burst: int, ttl: int) -> tuple[int, int] | None:
+        """Run the bucket script; None while Redis is unreachable (the policy decides)."""
+        from redis.exceptions import RedisError
+
+        now = time.monotonic()
+        if now < self._retry_at:
+            self._unavailable()
+            return None
+        try:
+            allowed, retry_ms = await self._script(keys=[key], args=[rate, burst, ttl])
+        except (RedisError, OSError) as exc:
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            self._unavailable()
+            if now - self._warned_at > WARN_SECONDS:
+                self._warned_at = now
+                log.warning(
+                    "rate limiter: Redis unreachable (%s: %s); %s",
+                    type(exc).__name__,
+                    exc,
+                    _EFFECT[self.on_error],
+                )
+            return None
+        return int(allowed), int(retry_ms)
 
     async def close(self) -> None:
-        """Nothing to release."""
+        """Close the connection pool."""
+        await self.client.aclose()
 
 
 class RedisLimiter:
-    """Token buckets in Redis, shared by every worker and replica using the same Redis."""
+    """One family of buckets in Redis, shared by every worker and replica."""
 
-    def __init__(self, url: str, rate: float, burst: int, namespace: str) -> None:
-        import redis.asyncio as redis
-
+    def __init__(self, backend: RedisBackend, rate: float, burst: int, what: str) -> None:
+        self.backend = backend
         self.rate = rate
         self.burst = burst
-        self.namespace = namespace
-        self._client = redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-        self._script: Any = self._client.register_script(_LUA)
+        self.what = what
+        self.prefix = f"{NAMESPACE}:{what}:"
         self._ttl = max(1, math.ceil(burst / rate) + 1)
-        self._warned_at = -1e9
+        self._local = LocalLimiter(rate, burst, what)
 
     async def take(self, key: str) -> None:
-        """Take one token for ``key`` or raise RateLimitedError with Retry-After."""
-        from redis.exceptions import RedisError
-
-        try:
-            allowed, retry_ms = await self._script(
-                keys=[f"{self.namespace}:{key}"], args=[self.rate, self.burst, self._ttl]
-            )
-        except (RedisError, OSError) as exc:
-            # Fail open: an unreachable Redis must not take scoring down with it.
-            now = time.monotonic()
-            if now - self._warned_at > 10:
-                self._warned_at = now
-                log.warning("rate limiter: Redis unreachable, not limiting (%s)", exc)
+        """Take one token for ``key`` or raise RateLimitedError (503 when failing closed)."""
+        result = await self.backend.take(self.prefix + key, self.rate, self.burst, self._ttl)
+        if result is None:
+            policy = self.backend.on_error
+            if policy == "local":
+                await self._local.take(key)
+            elif policy == "closed":
+                raise ServiceUnavailableError(
+                    "The rate limiter's store is unreachable; retry shortly.",
+                    {"retry_after": 1},
+                    headers={"Retry-After": "1"},
+                )
             return
-        if not int(allowed):
-            _refuse(key, int(retry_ms) / 1000)
+        allowed, retry_ms = result
+        if not allowed:
+            _refuse(self.what, key, retry_ms / 1000)
+
+
+Limiter = LocalLimiter | RedisLimiter
+
+
+@dataclass
+class RateLimits:
+    """The app's two bucket families (None = that family is off) and their backend."""
+
+    address: Limiter | None
+    key: Limiter | None
+    backend: RedisBackend | None = None
 
     async def close(self) -> None:
-        """Close the Redis connection pool."""
-        await self._client.aclose()
+        """Release the Redis connection pool, if any."""
+        if self.backend is not None:
+            await self.backend.close()
 
 
-def _refuse(key: str, wait: float) -> None:
+def make_limits(
+    *,
+    key_rate: float,
+    key_burst: int,
+    address_rate: float,
+    address_burst: int,
+    redis_url: str | None,
+    on_redis_error: OnRedisError,
+    unavailable: Any,
+) -> RateLimits:
+    """Return the limiters the settings ask for (a rate of 0 turns that family off).
+
+    ``unavailable`` is the Prometheus counter (labelled by policy) of requests decided
+    without Redis.
+    """
+    families = {"address": (address_rate, address_burst), "key": (key_rate, key_burst)}
+    if not redis_url or all(rate <= 0 for rate, _ in families.values()):
+        limiters = {
+            what: LocalLimiter(rate, burst, what) if rate > 0 else None
+            for what, (rate, burst) in families.items()
+        }
+        return RateLimits(**limiters)
+    backend = RedisBackend(redis_url, on_redis_error, unavailable)
+    limiters = {
+        what: RedisLimiter(backend, rate, burst, what) if rate > 0 else None
+        for what, (rate, burst) in families.items()
+    }
+    return RateLimits(**limiters, backend=backend)
+
+
+def _refuse(what: str, key: str, wait: float) -> None:
     retry_after = max(1, math.ceil(wait))
     raise RateLimitedError(
-        f"Rate limit exceeded for key {key!r}; retry in {retry_after}s.",
+        f"Rate limit exceeded for {what} {key!r}; retry in {retry_after}s.",
         {"retry_after": retry_after},
         headers={"Retry-After": str(retry_after)},
     )
-
-
-def make_limiter(
-    rate: float, burst: int, redis_url: str | None, namespace: str = "churnops:ratelimit"
-) -> LocalLimiter | RedisLimiter | None:
-    """Return the limiter the settings ask for (None when rate limiting is off)."""
-    if rate <= 0:
-        return None
-    if redis_url:
-        return RedisLimiter(redis_url, rate, burst, namespace)
-    return LocalLimiter(rate, burst)

@@ -4,12 +4,20 @@ Both read the raw body (orjson) and validate with the predictor's RecordCodec in
 pydantic body parameter: the 422 names the field, what was sent and what is allowed, and
 the whole request costs a few tens of microseconds of Python. ``CustomerIn`` still
 documents the body in ``/docs`` (see ``serving/app.py``).
+
+Nesting depth is checked on the raw bytes before parsing: a record is one level deep and
+a batch three, while 2 KB of ``[`` parses fine and then breaks whatever walks it
+recursively (a 500). A batch is scored in a worker thread, at most
+``serve_max_concurrent_batches`` at once (503 beyond): a request timeout cannot stop
+CPU-bound scoring, so bounding it is what keeps the event loop answering. One customer
+is scored on the event loop: it takes microseconds, less than a hop to a thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 import time
 from typing import Any
 
@@ -33,7 +41,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "Request body too large"},
     422: {"model": ErrorOut, "description": "Which field, what was sent, what is allowed"},
     429: {"model": ErrorOut, "description": "Rate limit exceeded; see Retry-After"},
-    503: {"model": ErrorOut, "description": "No model loaded yet"},
+    503: {"model": ErrorOut, "description": "No model loaded yet, or busy; see Retry-After"},
 }
 ONE_BODY = {
     "requestBody": {
@@ -58,6 +66,13 @@ EXPLAIN = {
     "schema": {"type": "boolean", "default": False, "title": "Explain"},
     "description": "Also return the top 3 reasons of each score.",
 }
+# Only brackets and quotes matter to nesting depth; every other byte is dropped first.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_STEP = np.zeros(256, dtype=np.int64)
+_STEP[list(b"[{")] = 1
+_STEP[list(b"]}")] = -1
+_QUOTE = ord('"')
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _TRUE = frozenset(("1", "on", "t", "true", "y", "yes"))  # what pydantic accepts for a bool
 _FALSE = frozenset(("0", "off", "f", "false", "n", "no"))
 
@@ -92,10 +107,25 @@ async def _read(request: Request) -> tuple[Services, dict[str, Any], Any]:
     body = await request.body()
     state = request.scope["state"]
     state["audit"] = {"payload_digest": hashlib.sha256(body).hexdigest()}
-    return services, state, _parse(body)
+    return services, state, _parse(body, services.settings.serve_max_json_depth)
 
 
-def _parse(body: bytes) -> Any:
+def _parse(body: bytes, max_depth: int) -> Any:
+    depth = _depth(body, max_depth)
+    if depth > max_depth:
+        raise ScoringInputError(
+            f"The request body is nested {depth} levels deep; the limit is {max_depth}.",
+            {
+                "errors": [
+                    {
+                        "field": None,
+                        "message": f"JSON nested deeper than {max_depth} levels",
+                        "sent": depth,
+                        "allowed": {"max_depth": max_depth},
+                    }
+                ]
+            },
+        )
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -103,6 +133,26 @@ def _parse(body: bytes) -> Any:
             f"The request body is not valid JSON: {exc}.",
             {"errors": [{"field": None, "message": "invalid JSON", "sent": None}]},
         ) from None
+
+
+def _depth(body: bytes, limit: int) -> int:
+    """Return the deepest nesting of ``body`` as JSON, or 0 when it cannot exceed ``limit``.
+
+    Exact for valid JSON (what orjson would accept), in C-speed passes: ~0.5 µs for one
+    customer (fewer brackets than the limit: no scan) and ~0.2 ms for 1,000. Brackets inside
+    strings do not count: escapes go first (only when a quote is escaped), then pairs of
+    adjacent quotes (which leaves the parity of every other quote intact), and what is left
+    is small enough for a prefix sum.
+    """
+    if b'\\"' in body:
+        body = _ESCAPE.sub(b"", body)
+    marks = body.translate(None, _NOT_STRUCTURE)
+    if marks.count(b"[") + marks.count(b"{") <= limit:
+        return 0
+    codes = np.frombuffer(marks.replace(b'""', b""), dtype=np.uint8)
+    inside = np.cumsum(codes == _QUOTE) & 1
+    steps = np.where(inside, 0, _STEP[codes])
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def _model_ref(predictor: Predictor, variant: str) -> dict[str, str]:
@@ -183,20 +233,13 @@ async def predict_batch(request: Request, _principal: ApiKeyDep) -> Response:
             if variant not in groups:
                 groups[variant] = (predictor, [])
             groups[variant][1].append(i)
+    scored = await services.scoring.run(_score_groups, groups, records, explain)
     results: list[dict[str, Any] | None] = [None] * len(records)
     audits = []
-    for variant, (predictor, idx) in groups.items():
-        subset = records if len(idx) == len(records) else [records[i] for i in idx]
-        try:
-            probs, rows = predictor.score_many(subset)
-        except ScoringInputError as exc:
-            if len(idx) != len(records):  # report positions in the request, not the group
-                for problem in exc.details.get("errors", []):
-                    if "index" in problem:
-                        problem["index"] = idx[problem["index"]]
-            raise
+    for (variant, (predictor, idx)), (subset, probs, reasons) in zip(
+        groups.items(), scored, strict=True
+    ):
         ref = _model_ref(predictor, variant)
-        reasons = predictor.reasons(rows) if explain else None
         threshold = predictor.threshold
         plist = probs.tolist()
         for j, (i, p) in enumerate(zip(idx, plist, strict=True)):
@@ -224,6 +267,28 @@ async def predict_batch(request: Request, _principal: ApiKeyDep) -> Response:
     state["audit"] = audits
     state["variant"] = next(iter(groups)) if len(groups) == 1 else "mixed"
     return Response(orjson.dumps({"predictions": results, "count": len(results)}), media_type=JSON)
+
+
+Scored = tuple[list[Any], np.ndarray, list[list[dict[str, Any]]] | None]
+
+
+def _score_groups(
+    groups: dict[str, tuple[Predictor, list[int]]], records: list[Any], explain: bool
+) -> list[Scored]:
+    """Score each variant's customers (CPU-bound: runs in a worker thread)."""
+    scored = []
+    for predictor, idx in groups.values():
+        subset = records if len(idx) == len(records) else [records[i] for i in idx]
+        try:
+            probs, rows = predictor.score_many(subset)
+        except ScoringInputError as exc:
+            if len(idx) != len(records):  # report positions in the request, not the group
+                for problem in exc.details.get("errors", []):
+                    if "index" in problem:
+                        problem["index"] = idx[problem["index"]]
+            raise
+        scored.append((subset, probs, predictor.reasons(rows) if explain else None))
+    return scored
 
 
 def _customers(payload: Any, limit: int) -> list[Any]:
