@@ -35,6 +35,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    ("MOUNT", "/static-offline-docs"): PUBLIC,  # Swagger UI / ReDoc assets (fastapi-offline)
     ("POST", "/v1/predict"): SCORER,
     ("POST", "/v1/predict/batch"): SCORER,
     ("GET", "/v1/model"): SCORER,
