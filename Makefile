@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install install-dev run test test-fast lint format bench clean
+.PHONY: help install install-dev run test test-fast lint format bench reliability reliability-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -40,6 +40,12 @@ format: install-dev ## Apply ruff fixes and formatting
 
 bench: install-dev ## Whole-process CLI timings (score vs the seed-style job, start-up, serve)
 	$(BIN)/python bench/cli.py
+
+reliability: install-dev ## The standing reliability suite, full budgets (~1.5 h): figures -> docs/reliability.md
+	PYTHONPATH=src:. $(BIN)/python -m reliability.run --budget full
+
+reliability-short: install-dev ## The same checks with CI's budgets (~15 min on 2 cores)
+	PYTHONPATH=src:. $(BIN)/python -m reliability.run --budget short
 
 clean: ## Remove local state (.churnops, data/) and caches
 	rm -rf .churnops data metrics.json .pytest_cache .ruff_cache
