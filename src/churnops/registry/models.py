@@ -151,10 +151,13 @@ def log_training(result: TrainResult, settings: Settings, source: str = "") -> R
     for key, value in tags.items():
         client.set_model_version_tag(settings.model_name, version, key, value)
     client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
-    if _catalog(settings).alias(settings.model_name, CHAMPION) is None:
-        from churnops.registry.promotion import record_champion
+    from churnops.registry.lock import champion_lock
+    from churnops.registry.promotion import record_champion
 
-        record_champion(settings, client, None, version, "initial", "first registered version")
+    with champion_lock(settings) as session:  # two first registrations: one champion
+        if _catalog(settings).alias(settings.model_name, CHAMPION) is None:
+            reason = "first registered version"
+            record_champion(session, settings, client, None, version, "initial", reason)
     return get_version(settings, version)
 
 

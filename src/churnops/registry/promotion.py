@@ -3,6 +3,10 @@
 Every decision is written twice: as tags on the registered model (so the registry carries
 its own history, including the champion history rollback walks back through) and as a
 row in the store's ``registry_events`` table (so operations can query it).
+
+Every decision is made and recorded under the champion lock (:mod:`.lock`): the champion
+and the history are read inside it, so concurrent promotions and rollbacks form one
+chain, each recorded once, from the champion it actually replaced.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import getpass
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from churnops.config import Settings
 from churnops.errors import ModelNotFoundError, RegistryError
+from churnops.registry.lock import champion_lock
 from churnops.registry.models import (
     CHALLENGER,
     CHAMPION,
@@ -23,6 +28,9 @@ from churnops.registry.models import (
     load_run_frame,
 )
 from churnops.registry.tracking import configure
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 HISTORY_TAG = "churnops.champion_history"
 
@@ -62,14 +70,25 @@ class RollbackResult:
 def promote(
     settings: Settings, metric: str | None = None, min_delta: float | None = None
 ) -> PromotionResult:
-    """Score champion and challenger on the challenger's holdout; promote on a clear win."""
+    """Score champion and challenger on the challenger's holdout; promote on a clear win.
+
+    The whole comparison holds the champion lock: a champion that changed while the two
+    were being scored would make the gate's verdict (and the event's "from") wrong.
+    """
+    metric = metric or settings.metric
+    min_delta = settings.min_delta if min_delta is None else min_delta
+    client = configure(settings)
+    with champion_lock(settings) as session:
+        return _promote(session, settings, client, metric, min_delta)
+
+
+def _promote(
+    session: Session, settings: Settings, client: Any, metric: str, min_delta: float
+) -> PromotionResult:
     import numpy as np
 
     from churnops.training.evaluate import classification_metrics
 
-    metric = metric or settings.metric
-    min_delta = settings.min_delta if min_delta is None else min_delta
-    client = configure(settings)
     challenger = get_version(settings, alias=CHALLENGER)
     champion = get_version(settings, alias=CHAMPION)
     if challenger.version == champion.version:
@@ -101,12 +120,11 @@ def promote(
         scores[key] = classification_metrics(y, np.asarray(p), model.threshold)[metric]
     decision, reason = gate(scores["champion"], scores["challenger"], metric, min_delta)
     event = (metric, scores["champion"], scores["challenger"])
+    versions = (champion.version, challenger.version)
     if decision == "promoted":
-        record_champion(
-            settings, client, champion.version, challenger.version, decision, reason, *event
-        )
+        record_champion(session, settings, client, *versions, decision, reason, *event)
     else:
-        record_event(settings, decision, champion.version, challenger.version, reason, *event)
+        record_event(session, settings, decision, *versions, reason, *event)
     return PromotionResult(
         decision,
         reason,
@@ -135,8 +153,19 @@ def gate(champion: float, challenger: float, metric: str, min_delta: float) -> t
 
 
 def rollback(settings: Settings, to_version: str | None = None) -> RollbackResult:
-    """Move ``champion`` back to the previous champion, or to ``to_version``."""
+    """Move ``champion`` back to the previous champion, or to ``to_version``.
+
+    Reads the champion and its history under the champion lock, so concurrent rollbacks
+    each start from the champion the one before them left.
+    """
     client = configure(settings)
+    with champion_lock(settings) as session:
+        return _rollback(session, settings, client, to_version)
+
+
+def _rollback(
+    session: Session, settings: Settings, client: Any, to_version: str | None
+) -> RollbackResult:
     current = get_version(settings, alias=CHAMPION).version
     history = champion_history(settings, client)
     if to_version is None:
@@ -156,7 +185,7 @@ def rollback(settings: Settings, to_version: str | None = None) -> RollbackResul
         raise RegistryError(f"Version {current} is already the champion.")
     reason = f"rollback from v{current} to v{to_version}"
     _set_champion(settings, client, str(to_version), history)
-    record_event(settings, "rollback", current, str(to_version), reason)
+    record_event(session, settings, "rollback", current, str(to_version), reason)
     return RollbackResult(current, str(to_version), reason)
 
 
@@ -167,6 +196,7 @@ def champion_history(settings: Settings, client: Any) -> list[str]:
 
 
 def record_champion(
+    session: Session,
     settings: Settings,
     client: Any,
     from_version: str | None,
@@ -177,10 +207,16 @@ def record_champion(
     from_score: float | None = None,
     to_score: float | None = None,
 ) -> None:
-    """Make ``to_version`` the champion, append it to the history, and record the event."""
+    """Make ``to_version`` the champion, append it to the history, and record the event.
+
+    The caller holds :func:`champion_lock` (``session`` is its session) and read
+    ``from_version`` inside it.
+    """
     history = [*champion_history(settings, client), to_version]
     _set_champion(settings, client, to_version, history)
-    record_event(settings, action, from_version, to_version, reason, metric, from_score, to_score)
+    record_event(
+        session, settings, action, from_version, to_version, reason, metric, from_score, to_score
+    )
 
 
 def _set_champion(settings: Settings, client: Any, version: str, history: list[str]) -> None:
@@ -191,6 +227,7 @@ def _set_champion(settings: Settings, client: Any, version: str, history: list[s
 
 
 def record_event(
+    session: Session,
     settings: Settings,
     action: str,
     from_version: str | None,
@@ -200,24 +237,23 @@ def record_event(
     from_score: float | None = None,
     to_score: float | None = None,
 ) -> None:
-    """Write one registry decision to the store's ``registry_events`` table."""
-    from churnops.store import RegistryEvent, session_scope
+    """Add one registry decision to the store's ``registry_events`` (in the lock's session)."""
+    from churnops.store import RegistryEvent
 
-    with session_scope(settings) as session:
-        session.add(
-            RegistryEvent(
-                at=datetime.now(UTC),
-                model_name=settings.model_name,
-                action=action,
-                from_version=from_version,
-                to_version=to_version,
-                metric=metric,
-                from_score=from_score,
-                to_score=to_score,
-                reason=reason,
-                actor=_actor(),
-            )
+    session.add(
+        RegistryEvent(
+            at=datetime.now(UTC),
+            model_name=settings.model_name,
+            action=action,
+            from_version=from_version,
+            to_version=to_version,
+            metric=metric,
+            from_score=from_score,
+            to_score=to_score,
+            reason=reason,
+            actor=_actor(),
         )
+    )
 
 
 def list_events(settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
