@@ -32,17 +32,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from churnops.redact import redact, redact_data
+
 
 class ChurnopsError(Exception):
-    """Base of every error churnops raises on purpose."""
+    """Base of every error churnops raises on purpose.
+
+    The message and details are redacted when the error is made (URL passwords become
+    ``***``): they quote URLs and driver errors, and reach CLI output, API answers, logs
+    and reload reasons, so this is the one place every such text passes through.
+    """
 
     exit_code = 1
     http_status = 500
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.details = details or {}
+        self.details = redact_data(details or {})
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-safe description for CLI ``--json`` output and API error bodies."""
