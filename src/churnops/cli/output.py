@@ -2,6 +2,10 @@
 
 Every command takes ``--json``; with it, stdout holds exactly one JSON object (the result,
 or ``{"error": ..., "message": ...}``) and human chatter goes to stderr.
+
+Everything printed — JSON, messages, errors, internal errors quoting a driver — passes
+through :func:`churnops.redact.redact` here, so a URL's password never reaches a terminal
+or a CI log whichever command printed it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,19 @@ from rich.console import Console
 from rich.markup import escape
 
 from churnops.errors import ChurnopsError
+from churnops.redact import redact
 
-console = Console(stderr=True)
-out = Console()
+
+class RedactingConsole(Console):
+    """A rich console whose printed strings have URL passwords masked."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """Print like :meth:`rich.console.Console.print`, strings redacted first."""
+        super().print(*(redact(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+console = RedactingConsole(stderr=True)
+out = RedactingConsole()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,7 +58,7 @@ def _default(value: Any) -> Any:
 
 def print_json(payload: Any) -> None:
     """Write ``payload`` as one JSON document on stdout."""
-    sys.stdout.write(json.dumps(payload, default=_default, indent=2) + "\n")
+    sys.stdout.write(redact(json.dumps(payload, default=_default, indent=2)) + "\n")
     sys.stdout.flush()
 
 

@@ -27,6 +27,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from churnops.config import Settings, get_settings
 from churnops.errors import ChurnopsError, ServingError
+from churnops.redact import redact
 from churnops.scoring import Predictor
 from churnops.serving.audit import AuditWriter
 from churnops.serving.auth import KeyCache
@@ -184,8 +185,8 @@ async def _load(models: ModelState) -> None:
 
 
 def _public(message: str) -> str:
-    """Return ``message`` without absolute paths or file URIs."""
-    return _PATHS.sub("<path>", message)
+    """Return ``message`` without URL passwords, absolute paths or file URIs."""
+    return _PATHS.sub("<path>", redact(message))
 
 
 def _error(

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 import orjson
 
+from churnops.redact import redact
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "churnops_request_id", default=None
 )
@@ -16,7 +18,11 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 
 
 class JsonFormatter(logging.Formatter):
-    """Format a record as one JSON line: time, level, logger, message, request id, extras."""
+    """Format a record as one JSON line: time, level, logger, message, request id, extras.
+
+    The finished line is redacted (URL passwords masked): messages, extras and tracebacks
+    quote URLs from drivers and MLflow, and log lines travel further than the server.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         payload = {
@@ -33,7 +39,7 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(payload, default=str).decode()
+        return redact(orjson.dumps(payload, default=str).decode())
 
 
 def configure_logging(level: str = "INFO") -> None:
