@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -79,3 +84,43 @@ def read_scores(url: str, day: str) -> pd.DataFrame:
             )
     finally:
         engine.dispose()
+
+
+PAUSE_MARKER = "churnops-batch-pause: "
+
+
+def start_scoring(
+    home: Path, url: str, source: Path, day: date, point: str, seconds: float = 60
+) -> subprocess.Popen[str]:
+    """Start ``churnops score`` in a real process that pauses ``seconds`` at ``point``."""
+    env = {
+        **os.environ,
+        "CHURNOPS_HOME": str(home),
+        "CHURNOPS_DATABASE_URL": url,
+        "CHURNOPS_BATCH_CHUNK_ROWS": "100",
+        "CHURNOPS_BATCH_TEST_PAUSE_AT": point,
+        "CHURNOPS_BATCH_TEST_PAUSE": str(seconds),
+    }
+    code = "from churnops.cli import main; main()"
+    argv = [sys.executable, "-c", code, "score", str(source), "--date", day.isoformat(), "--json"]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(proc: subprocess.Popen[str], point: str, timeout: float = 120) -> None:
+    """Read the child's stderr until it announces ``point`` (then it sleeps there)."""
+    seen: list[str] = []
+
+    def read() -> None:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            seen.append(line)
+            if line.startswith(PAUSE_MARKER + point):
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not any(line.startswith(PAUSE_MARKER + point) for line in seen):
+        proc.kill()
+        pytest.fail(f"scoring never reached {point!r}; stderr:\n{''.join(seen)[-2000:]}")

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import threading
 from datetime import date
 from pathlib import Path
 
@@ -14,53 +10,24 @@ import pytest
 import sqlalchemy as sa
 
 from churnops.batch import list_runs, score
-from tests.batch.conftest import batch_settings, postgres_schema_url, read_scores
+from tests.batch.conftest import (
+    batch_settings,
+    postgres_schema_url,
+    read_scores,
+    start_scoring,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 DAY = date(2026, 3, 1)
-MARKER = "churnops-batch-pause: "
-
-
-def _start_scoring(home: Path, url: str, source: Path, point: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "CHURNOPS_HOME": str(home),
-        "CHURNOPS_DATABASE_URL": url,
-        "CHURNOPS_BATCH_CHUNK_ROWS": "100",
-        "CHURNOPS_BATCH_TEST_PAUSE_AT": point,
-        "CHURNOPS_BATCH_TEST_PAUSE": "60",
-    }
-    code = "from churnops.cli import main; main()"
-    argv = [sys.executable, "-c", code, "score", str(source), "--date", DAY.isoformat(), "--json"]
-    return subprocess.Popen(
-        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _wait_for(proc: subprocess.Popen[str], point: str, timeout: float = 120) -> None:
-    """Read the child's stderr until it announces ``point`` (then it sleeps there)."""
-    seen: list[str] = []
-
-    def read() -> None:
-        for line in proc.stderr:  # type: ignore[union-attr]
-            seen.append(line)
-            if line.startswith(MARKER + point):
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not any(line.startswith(MARKER + point) for line in seen):
-        proc.kill()
-        pytest.fail(f"scoring never reached {point!r}; stderr:\n{''.join(seen)[-2000:]}")
 
 
 def _kill_midway(trained_home: Path, url: str, source: Path, point: str) -> None:
     settings = batch_settings(trained_home, url)
     before = score(settings, source, scoring_date=DAY)
-    proc = _start_scoring(trained_home, url, source, point)
+    proc = start_scoring(trained_home, url, source, DAY, point)
     try:
-        _wait_for(proc, point)
+        wait_for(proc, point)
         # While the child sits inside its swap transaction, a reader still sees the old run.
         during = read_scores(url, DAY.isoformat())
         assert len(during) == 350

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import sqlite3
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from churnops.config import Settings
 from churnops.serving.audit import AuditWriter
+from tests.batch.conftest import postgres_schema_url
 from tests.conftest import POSTGRES_URL, require_service
 from tests.factories import loyal_customer, obvious_churner
 
@@ -79,40 +87,165 @@ def test_a_dead_writer_fails_no_request_and_is_restarted(make_api: Any) -> None:
     assert len(ids) + writer.dropped == 21
 
 
-def test_store_errors_are_counted_not_raised(serving_settings: Any, tmp_path: Any) -> None:
-    """A store the writer cannot open: its rows are reported dropped; nothing raises."""
-    import asyncio
+def _audit_row(request_id: str, ids: list[str] | None = None) -> tuple[Any, ...]:
+    """An audit row as the request path queues it (AUDIT_FIELDS order)."""
+    route = "/v1/predict/batch" if ids and len(ids) > 1 else "/v1/predict"
+    probabilities = [0.5] * len(ids) if ids else None
+    n = len(ids) if ids else 0
+    return (
+        time.time(),
+        request_id,
+        "k",
+        route,
+        200,
+        1.0,
+        ids,
+        n,
+        "d" * 64,
+        "1",
+        "champion",
+        probabilities,
+    )
 
+
+def _prediction_row(request_id: str, customer_id: str) -> tuple[Any, ...]:
+    """A sampled prediction-log row (PREDICTION_FIELDS order)."""
+    features = {"customer_id": customer_id, "tenure": 3}
+    return (
+        time.time(),
+        request_id,
+        "churn-model",
+        "1",
+        "champion",
+        customer_id,
+        features,
+        0.5,
+        False,
+    )
+
+
+def _feed(writer: AuditWriter, queue: Callable[[], None], after: float = 0.0) -> None:
+    """Start the writer process, queue rows in one go (one frame, one flush), stop it."""
+
+    async def scenario() -> None:
+        await writer.start()
+        queue()
+        await asyncio.sleep(after)
+        await writer.stop()
+
+    asyncio.run(scenario())
+
+
+def _count(url: str, sql: str) -> list[Any]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(sql)).all()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A private PostgreSQL schema (skipped locally, required in CI)."""
+    yield from postgres_schema_url()
+
+
+def test_one_refused_row_costs_no_other_row_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    """The 41-row scenario: 20 requests, a batch of 1,000 ids ending in NUL, 20 more.
+
+    PostgreSQL refuses NUL in text, so the sampled prediction rows of the batch used to
+    fail the whole flush (0 of 41 audit rows). Now every other row is written and only
+    the refused rows go, whole, to audit_quarantine with the error.
+    """
+    settings = Settings(home=tmp_path / "home", database_url=pg_url)
+    writer = AuditWriter(settings, flush_seconds=0.05)
+    bad_ids = [f"C{i}\x00" for i in range(1000)]
+
+    def queue() -> None:
+        for i in range(20):
+            writer.audit(_audit_row(f"before-{i}", [f"A{i}"]))
+        writer.predictions([_prediction_row("before-0", "A0")])
+        writer.audit(_audit_row("poisoned", bad_ids))
+        writer.predictions([_prediction_row("poisoned", c) for c in bad_ids[::20]])  # 5%
+        for i in range(20):
+            writer.audit(_audit_row(f"after-{i}", [f"B{i}"]))
+        writer.predictions([_prediction_row("after-0", "B0")])
+
+    _feed(writer, queue)
+    assert _count(pg_url, "select count(*) from audit_log") == [(41,)]
+    stored = _count(pg_url, "select customer_ids from audit_log where request_id = 'poisoned'")
+    assert json.loads(stored[0][0]) == bad_ids  # the ids are JSON: \u0000 is storable
+    assert _count(pg_url, "select customer_id from prediction_log order by id") == [
+        ("A0",),
+        ("B0",),
+    ]
+    quarantined = _count(pg_url, "select kind, row, error from audit_quarantine")
+    assert len(quarantined) == 50
+    kind, row, error = quarantined[0]
+    assert kind == "prediction"
+    assert json.loads(row)["customer_id"] in bad_ids
+    assert "NUL" in error
+    assert "[parameters:" not in error  # the driver's message, not SQLAlchemy's echo
+    assert writer.written == {"audit": 41, "prediction": 2}
+    assert writer.quarantined == 50
+    assert writer.dropped == 0
+
+
+def test_a_row_that_cannot_be_encoded_is_quarantined(tmp_path: Path) -> None:
+    """Any store: a row the writer cannot even encode (a lone surrogate) is isolated too."""
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    writer = AuditWriter(Settings(home=tmp_path / "home", database_url=url), flush_seconds=0.05)
+
+    def queue() -> None:
+        for i in range(5):
+            writer.audit(_audit_row(f"r{i}", ["ok"] if i != 2 else ["bad\ud800"]))
+
+    _feed(writer, queue)
+    assert _count(url, "select request_id from audit_log order by id") == [
+        ("r0",),
+        ("r1",),
+        ("r3",),
+        ("r4",),
+    ]
+    [(kind, row)] = _count(url, "select kind, row from audit_quarantine")
+    assert kind == "audit"
+    assert row.isascii()
+    assert json.loads(row)["customer_ids"] == ["bad\ud800"]
+    assert (writer.quarantined, writer.dropped) == (1, 0)
+
+
+def test_rows_wait_for_a_busy_store_instead_of_being_dropped(tmp_path: Path) -> None:
+    """SQLite busy past the busy timeout: the writer keeps the rows and retries them."""
+    path = tmp_path / "ops.db"
+    url = f"sqlite:///{path}"
+    settings = Settings(home=tmp_path / "home", database_url=url, sqlite_busy_seconds=0.1)
+    from churnops.store import get_engine
+
+    get_engine(settings)  # migrated before another writer takes the lock
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # what a batch swap holds, here for 1.5 s
+    release = threading.Timer(1.5, lambda: holder.execute("COMMIT"))
+    writer = AuditWriter(settings, flush_seconds=0.05)
+    release.start()
+    try:
+        _feed(writer, lambda: [writer.audit(_audit_row(f"r{i}")) for i in range(10)], after=0.3)
+    finally:
+        release.join()
+        holder.close()
+    assert _count(url, "select count(*) from audit_log") == [(10,)]
+    assert (writer.written["audit"], writer.dropped) == (10, 0)
+
+
+def test_store_errors_are_counted_not_raised(serving_settings: Any, tmp_path: Any) -> None:
+    """A store the writer cannot open, past the retry time: rows counted as dropped."""
     (tmp_path / "a-file").write_text("")
     settings = serving_settings.model_copy(
         update={"database_url": f"sqlite:///{tmp_path / 'a-file' / 'ops.db'}"}
     )
     counted: list[int] = []
-    writer = AuditWriter(settings, on_drop=counted.append, flush_seconds=0.05)
-
-    async def scenario() -> None:
-        await writer.start()
-        for i in range(3):
-            writer.audit(
-                (
-                    time.time(),
-                    f"r{i}",
-                    "k",
-                    "/v1/predict",
-                    200,
-                    1.0,
-                    None,
-                    0,
-                    None,
-                    None,
-                    None,
-                    None,
-                )
-            )
-        await asyncio.sleep(0.2)
-        await writer.stop()
-
-    asyncio.run(scenario())
+    writer = AuditWriter(settings, on_drop=counted.append, flush_seconds=0.05, retry_seconds=0.3)
+    _feed(writer, lambda: [writer.audit(_audit_row(f"r{i}")) for i in range(3)], after=0.2)
     assert writer.dropped == 3
     assert sum(counted) == 3
     assert writer.written == {"audit": 0, "prediction": 0}
