@@ -6,9 +6,10 @@ by :meth:`Settings.ensure_home` when a stage first needs them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import (
@@ -17,6 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from churnops.redact import redact
 
 Metric = Literal["roc_auc", "pr_auc", "f1"]
 ThresholdStrategy = Literal["f1", "profit"]
@@ -170,6 +173,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Mask URL passwords: settings are printed in tracebacks, debug logs and Dagster."""
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if isinstance(value, str) else value
 
     @property
     def resolved_database_url(self) -> str:

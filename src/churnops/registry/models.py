@@ -17,6 +17,7 @@ import pandas as pd
 
 from churnops.config import Settings
 from churnops.errors import ModelIntegrityError, ModelNotFoundError, RegistryError
+from churnops.redact import redact
 from churnops.registry.catalog import (
     FORMAT_KEY,
     HMAC_KEY,
@@ -88,7 +89,7 @@ def log_training(result: TrainResult, settings: Settings, source: str = "") -> R
             {
                 "churnops.family": result.family,
                 "churnops.dataset_digest": result.dataset_digest,
-                "churnops.source": source,
+                "churnops.source": redact(source),  # may be `--db URL#table`
                 "churnops.calibration": result.calibration.method,
                 "mlflow.source.git.commit": _git_commit(),
             }
