@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -281,8 +281,8 @@ def _install_openapi(app: FastAPI, models: ModelState, batch_limit: int, secured
         components = spec.setdefault("components", {})
         if secured:
             components["securitySchemes"] = SECURITY_SCHEMES
-            for route in app.routes:
-                if isinstance(route, APIRoute) and route.include_in_schema:
+            for route in iter_route_contexts(app.routes):  # included routers' routes too
+                if isinstance(route.original_route, APIRoute) and route.include_in_schema:
                     security = KEY_REQUIRED if needs_key(route.dependant) else []
                     for method in route.methods:
                         spec["paths"][route.path_format][method.lower()]["security"] = security
