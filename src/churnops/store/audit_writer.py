@@ -329,8 +329,7 @@ def run(fd: int, report: Callable[[str], None]) -> None:
                     audits.extend(item[0])
                     predictions.extend(item[1])
         n = len(audits) + len(predictions)
-        now = time.monotonic()
-        due = eof or failing_since is not None or now - oldest >= flush_seconds
+        due = eof or failing_since is not None or time.monotonic() - oldest >= flush_seconds
         if not n or not (due or n >= MAX_ROWS_PER_COMMIT):
             continue
         assert store is not None  # rows only come after the header
@@ -349,8 +348,10 @@ def run(fd: int, report: Callable[[str], None]) -> None:
             outage, failing_since, backoff = False, None, FIRST_BACKOFF
             continue
         if not outage:
-            log.error("audit write failed, retrying for up to %.0fs: %s", retry_seconds, out.error)
+            reason = _reason(out.error)
+            log.error("audit write failed, retrying for up to %.0fs: %s", retry_seconds, reason)
         outage = True
+        now = time.monotonic()  # after the attempt, which may have waited for a lock
         failing_since = now if failing_since is None else failing_since
         if now - failing_since < retry_seconds:
             retry_at, backoff = now + backoff, min(backoff * 2, MAX_BACKOFF)
