@@ -43,7 +43,7 @@ def child_server(port: int, home: str) -> None:
     from churnops.serving import create_app
     from churnops.serving.deps import ApiKeyDep
 
-    settings = Settings(home=Path(home), serve_rate_limit=0.0)
+    settings = Settings(home=Path(home), serve_rate_limit=0.0, serve_ip_rate_limit=0.0)
     predictor = Predictor.from_registry(settings)
     app = create_app(settings, predictor=predictor)
     model = predictor.model

@@ -107,7 +107,10 @@ class Settings(BaseSettings):
         "(open), or refuse with 503 (closed).",
     )
     serve_max_concurrent_batches: int = Field(
-        2, ge=1, description="Batch requests scored at once (off the event loop); more get 503."
+        2, ge=1, description="Batch requests scored at once, in threads off the event loop."
+    )
+    serve_batch_queue: int = Field(
+        32, ge=0, description="Batch requests that may wait for a scoring thread; more get 503."
     )
     serve_drain_seconds: float = Field(
         5.0, ge=0, description="On SIGTERM, /readyz answers 503 this long before the port closes."

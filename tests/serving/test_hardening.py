@@ -230,7 +230,10 @@ def test_batch_scoring_is_bounded_and_never_blocks_the_event_loop(
     fields = {f.name: getattr(champion, f.name) for f in dataclasses.fields(champion) if f.init}
     slow = SlowPredictor(**fields)
     api = make_api(
-        loader=lambda alias: slow, serve_max_concurrent_batches=1, serve_timeout_seconds=0.4
+        loader=lambda alias: slow,
+        serve_max_concurrent_batches=1,
+        serve_batch_queue=0,
+        serve_timeout_seconds=0.4,
     )
     _wait_ready(api)
     slow_batch = {"customers": [{**obvious_churner(), "customer_id": "SLOW"}]}
@@ -266,3 +269,36 @@ def test_trusted_hosts_refuse_other_host_headers(make_api: Any) -> None:
     for host in ("api.example.com", "scoring.internal"):
         assert api.client.get("/healthz", headers={"Host": host}).status_code == 200
     assert make_api().client.get("/healthz").status_code == 200
+
+
+def test_batches_wait_in_a_bounded_queue_for_a_scoring_thread(
+    make_api: Any, champion: Predictor
+) -> None:
+    """One running, one waiting (then served), a third refused with 503."""
+    fields = {f.name: getattr(champion, f.name) for f in dataclasses.fields(champion) if f.init}
+    api = make_api(
+        loader=lambda alias: SlowPredictor(**fields),
+        serve_max_concurrent_batches=1,
+        serve_batch_queue=1,
+    )
+    _wait_ready(api)
+    slow_batch = {"customers": [{**obvious_churner(), "customer_id": "SLOW"}]}
+    quick_batch = {"customers": [obvious_churner()]}
+    answers: dict[str, Any] = {}
+
+    def send(name: str, body: dict[str, Any]) -> None:
+        answers[name] = api.post("/v1/predict/batch", body)
+
+    threads = [
+        threading.Thread(target=send, args=("running", slow_batch)),
+        threading.Thread(target=send, args=("waiting", quick_batch)),
+    ]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.2)
+    refused = api.post("/v1/predict/batch", quick_batch)
+    for thread in threads:
+        thread.join(10)
+    assert refused.status_code == 503
+    assert answers["running"].status_code == 200
+    assert answers["waiting"].status_code == 200

@@ -96,7 +96,11 @@ def create_app(
             on_redis_error=settings.serve_rate_limit_on_redis_error,
             unavailable=metrics.ratelimit_redis_unavailable,
         ),
-        scoring=ScoringPool(settings.serve_max_concurrent_batches, metrics.scoring_rejected.inc),
+        scoring=ScoringPool(
+            settings.serve_max_concurrent_batches,
+            settings.serve_batch_queue,
+            metrics.scoring_rejected.inc,
+        ),
     )
 
     def start_draining() -> None:

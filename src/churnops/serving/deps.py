@@ -13,7 +13,7 @@ spec declares the two ways to send one as security schemes on exactly those rout
 from __future__ import annotations
 
 import asyncio
-import threading
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,35 +55,51 @@ class Services:
 
 
 class ScoringPool:
-    """A few threads for CPU-bound scoring; a request finding them all busy gets 503.
+    """A few threads for CPU-bound scoring, a bounded queue for them, 503 beyond it.
 
-    A timeout cannot stop CPU-bound work, so it is bounded instead: a slot is released when
-    its work ends (or is cancelled before it starts), not when the request gives up, so
-    requests that timed out (504) still hold their slots while their scoring runs.
+    A timeout cannot stop CPU-bound work, so it is bounded instead: a thread's slot is
+    released when its work ends, not when the request gives up, so requests that timed
+    out (504) still hold their slots while their scoring runs. Requests wait for a slot on
+    the event loop (a timeout ends the wait and frees its place in the queue).
     """
 
-    def __init__(self, size: int, rejected: Any) -> None:
+    def __init__(self, size: int, queue: int, rejected: Callable[[], None]) -> None:
         self.size = size
-        self._slots = threading.BoundedSemaphore(size)
+        self.queue = queue
+        self._slots = asyncio.Semaphore(size)
+        self._waiting = 0
         self._pool = ThreadPoolExecutor(size, thread_name_prefix="churnops-scoring")
         self._rejected = rejected
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
-        """Run ``work(*args)`` in a free thread, or raise 503 with Retry-After."""
-        if not self._slots.acquire(blocking=False):
+        """Run ``work(*args)`` in a scoring thread, or raise 503 when the queue is full."""
+        if self._slots.locked() and self._waiting >= self.queue:
             self._rejected()
             raise ServiceUnavailableError(
-                f"All {self.size} batch scoring slots are busy; retry shortly.",
+                f"All {self.size} scoring threads are busy and {self._waiting} batch "
+                "requests are waiting; retry shortly.",
                 {"retry_after": 1},
                 headers={"Retry-After": "1"},
             )
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        loop = asyncio.get_running_loop()
         future = self._pool.submit(work, *args)
-        future.add_done_callback(lambda _: self._slots.release())
+        future.add_done_callback(lambda _: _call_soon(loop, self._slots.release))
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
         """Stop the threads once their work is done (none waits: shutdown is underway)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """Hand ``callback`` to ``loop`` from a scoring thread (a closed loop needs nothing)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
 
 
 def get_services(request: Request) -> Services:
