@@ -31,8 +31,8 @@ from reliability.common import (
 )
 
 DAY = "2026-03-01"
-ROWS = 20_000
-CHUNK_ROWS = "2000"
+ROWS = 100_000
+CHUNK_ROWS = "10000"
 
 
 class Reader(threading.Thread):
@@ -96,7 +96,7 @@ def _one_backend(
         if killed == kills:
             break
         proc = _score(home, url, source, log)
-        at = rng.uniform(0.05, 0.95) * duration
+        at = rng.uniform(0.3, 0.98) * duration  # most of a run before 0.3 is start-up
         try:
             proc.wait(at)
             finished += 1  # it beat the kill

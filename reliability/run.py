@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import os
 import subprocess
 import sys
 import time
@@ -92,7 +93,7 @@ def write_doc(budget: str, table: str, seconds: float) -> None:
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"],
         capture_output=True, text=True, check=False,
-    ).stdout.strip()[:90]  # fmt: skip
+    ).stdout.strip()[:90] or os.environ.get("RELIABILITY_COMMIT", "?")  # fmt: skip
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     block = (
         f"{start}\nRun {stamp}, `make reliability{'-short' if budget == 'short' else ''}`, "
