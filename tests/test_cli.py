@@ -8,6 +8,7 @@ import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -247,3 +248,47 @@ def test_report_high_risk_imports_no_model_libraries(tmp_path: Path, fmt: str) -
     modules = set(loaded.read_text().split())
     assert "churnops.batch.report" in modules
     assert not {m for m in modules if m.split(".")[0] in HEAVY}
+
+
+SECRET = "S3cretPW"
+SECRET_URLS = [
+    f"mysql+pymysql://svc:{SECRET}@host/x",  # no driver installed
+    f"postgresql+psycopg://svc:{SECRET}@127.0.0.1:1/x",  # nothing listens on port 1
+]
+
+
+def _printed(result: Any) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("url", SECRET_URLS)
+@pytest.mark.parametrize(
+    "command", [["validate"], ["train", "--target", "churn"], ["score"]], ids=str
+)
+def test_database_url_password_is_never_printed(url: str, command: list[str]) -> None:
+    """A --db URL's password appears in no error, neither as text nor as JSON."""
+    for as_json in ([], ["--json"]):
+        result = runner.invoke(app, [*command, "--db", url, "--table", "t", *as_json])
+        assert result.exit_code == 1, _printed(result)
+        assert SECRET not in _printed(result)
+
+
+@pytest.mark.parametrize(
+    ("variable", "command"),
+    [
+        ("CHURNOPS_DATABASE_URL", ["db", "upgrade"]),
+        ("MLFLOW_TRACKING_URI", ["models"]),
+        ("MLFLOW_TRACKING_URI", ["rollback"]),
+    ],
+)
+def test_store_url_password_is_never_printed(
+    monkeypatch: pytest.MonkeyPatch, variable: str, command: list[str]
+) -> None:
+    """Unreachable stores configured with a password: internal errors are redacted too."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    url = f"http://svc:{SECRET}@127.0.0.1:1/" if variable.startswith("MLFLOW") else SECRET_URLS[1]
+    monkeypatch.setenv(variable, url)
+    for as_json in ([], ["--json"]):
+        result = runner.invoke(app, [*command, *as_json])
+        assert result.exit_code != 0, _printed(result)
+        assert SECRET not in _printed(result)
