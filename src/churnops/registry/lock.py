@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from churnops.config import Settings
+
+# Threads of one process queue here before the store's lock, so a waiting thread holds no
+# store connection: with many concurrent calls, waiters would otherwise drain the pool and
+# the holder could not get one to record its event.
+_LOCAL: dict[tuple[str, str], threading.Lock] = {}
 
 
 @contextmanager
@@ -44,6 +50,16 @@ def champion_lock(settings: Settings) -> Iterator[Session]:
     The session commits (the event rows) before the lock is released, so the next holder
     sees this change in both the registry and the store.
     """
+    local = _LOCAL.setdefault(
+        (settings.resolved_database_url, settings.model_name), threading.Lock()
+    )
+    with local, _store_lock(settings) as session:
+        yield session
+
+
+@contextmanager
+def _store_lock(settings: Settings) -> Iterator[Session]:
+    """Hold the store's lock (advisory or file) and yield a session committed inside it."""
     import sqlalchemy as sa
 
     from churnops.store import get_engine, session_scope
@@ -59,7 +75,10 @@ def champion_lock(settings: Settings) -> Iterator[Session]:
 
 
 def _key(settings: Settings) -> int:
-    """Return the model's advisory-lock key: a signed 64-bit number from its name."""
+    """Return the model's advisory-lock key: a signed 64-bit number from its name.
+
+    Only the name: every host must compute the same key, whatever it calls the database.
+    """
     digest = hashlib.sha256(f"churnops.champion:{settings.model_name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
