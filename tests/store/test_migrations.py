@@ -166,3 +166,35 @@ def test_a_store_behind_head_is_migrated_on_first_use(tmp_path: Path) -> None:
     _alembic(settings.resolved_database_url, "upgrade", "0004_batch")
     with get_engine(settings).connect() as conn:
         assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == HEAD
+
+
+def _race(url: str, workers: int = 6) -> None:
+    """``workers`` threads take the engine of one new store at the same moment."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from churnops.store.database import _engine
+
+    _engine.cache_clear()
+    barrier = Barrier(workers)
+
+    def take(_: int) -> str:
+        barrier.wait()
+        with _engine(url).connect() as conn:
+            return str(conn.execute(sa.text("select version_num from alembic_version")).scalar())
+
+    with ThreadPoolExecutor(workers) as pool:
+        assert set(pool.map(take, range(workers))) == {HEAD}
+    _engine.cache_clear()
+
+
+def test_threads_racing_on_a_new_sqlite_store_migrate_it_once(tmp_path: Path) -> None:
+    """Threads that all open a new store at once get one migrated store, no Alembic crash."""
+    _race(f"sqlite:///{tmp_path / 'race.db'}")
+
+
+@pytest.mark.integration
+def test_threads_racing_on_a_new_postgres_store_migrate_it_once() -> None:
+    """The same race on a fresh PostgreSQL schema (an advisory lock serialises migrations)."""
+    for url in postgres_schema_url():
+        _race(url)

@@ -14,6 +14,7 @@ audit rows) failed with "database is locked"; now it waits for the lock instead.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -56,6 +57,10 @@ def create_store_engine(url: str, busy_seconds: float = BUSY_SECONDS, **kw: Any)
     return engine
 
 
+_MIGRATING = threading.RLock()
+MIGRATION_LOCK_KEY = 0x636872_6E6F7073  # "churnops": one advisory lock key for migrations
+
+
 def upgrade(url: str, busy_seconds: float = BUSY_SECONDS) -> str:
     """Apply every Alembic migration to the database at ``url``; return the head revision."""
     from alembic import command
@@ -65,9 +70,17 @@ def upgrade(url: str, busy_seconds: float = BUSY_SECONDS) -> str:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["busy_seconds"] = busy_seconds
-    command.upgrade(config, "head")
     engine = create_store_engine(url, busy_seconds, poolclass=sa.pool.NullPool)
     try:
+        # Alembic's context is process-global (two threads migrating at once crash inside
+        # it), and two processes migrating one PostgreSQL store at once both create
+        # alembic_version: one migration at a time, per process and per PostgreSQL store.
+        with _MIGRATING, engine.connect() as lock:
+            if engine.dialect.name == "postgresql":
+                lock.execute(sa.text("select pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            command.upgrade(config, "head")
+            if engine.dialect.name == "postgresql":
+                lock.execute(sa.text("select pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
         with engine.connect() as conn:
             return str(conn.execute(sa.text("select version_num from alembic_version")).scalar())
     finally:
@@ -117,7 +130,9 @@ def _engine(url: str, busy_seconds: float = BUSY_SECONDS) -> sa.Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_store_engine(url, busy_seconds, pool_pre_ping=True)
     if not _at_head(engine):
-        upgrade(url, busy_seconds)
+        with _MIGRATING:  # threads racing on a new store: the first migrates, the rest see it
+            if not _at_head(engine):
+                upgrade(url, busy_seconds)
     return engine
 
 
