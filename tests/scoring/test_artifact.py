@@ -117,6 +117,18 @@ def test_newer_format_and_foreign_encoder_are_refused(saved: Any, tmp_path: Path
         load_artifact(copy, file_manifest(copy))
 
 
+@pytest.mark.parametrize("name", ["model.json", "encoder.json", "estimator.json"])
+def test_a_json_file_holding_no_object_is_a_clear_error(
+    saved: Any, tmp_path: Path, name: str
+) -> None:
+    """A JSON file that parses to a number is 'cannot be read', not an AttributeError."""
+    _model, folder, _manifest = saved
+    copy = _copy(folder, tmp_path)
+    (copy / name).write_text("2")
+    with pytest.raises(RegistryError, match=f"{name} must hold a JSON object"):
+        load_artifact(copy, file_manifest(copy))
+
+
 def test_save_refuses_a_folder_with_other_files(saved: Any, tmp_path: Path) -> None:
     """An artifact folder holds only its own files (the manifest is the whole folder)."""
     model, _folder, _manifest = saved

@@ -28,6 +28,7 @@ from churnops.data.contract import DataContract
 from churnops.errors import ModelIntegrityError, RegistryError
 from churnops.scoring.calibration import load_calibrator, save_calibrator
 from churnops.scoring.estimators import load_estimator
+from churnops.scoring.jsonfile import read_object
 from churnops.scoring.model import ScoringModel
 
 FORMAT_VERSION = 1
@@ -159,7 +160,7 @@ def load_artifact(
     if expected is not None:
         verify_files(folder, expected)
     try:
-        meta = json.loads((folder / MODEL_FILE).read_text())
+        meta = read_object(folder / MODEL_FILE)
         version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise RegistryError(
@@ -178,7 +179,7 @@ def load_artifact(
             calibrator,
             params=dict(meta.get("params") or {}),
         )
-        saved_spec = json.loads((folder / files["encoder"]).read_text())
+        saved_spec = read_object(folder / files["encoder"])
     except RegistryError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from churnops.scoring.jsonfile import read_object
+
 FILE = "calibrator.json"
 LOGIT_CLIP = 1e-6
 
@@ -110,4 +112,4 @@ def save_calibrator(calibrator: Calibrator, folder: Path) -> str:
 
 def load_calibrator(folder: Path) -> Calibrator:
     """Read ``calibrator.json`` from ``folder``."""
-    return calibrator_from_dict(json.loads((folder / FILE).read_text()))
+    return calibrator_from_dict(read_object(folder / FILE))

@@ -34,6 +34,7 @@ from numba import njit
 
 from churnops.scoring import lightgbm_c
 from churnops.scoring.calibration import expit
+from churnops.scoring.jsonfile import read_object
 from churnops.scoring.trees import CompiledTrees, binary_sigmoid, parse_lightgbm
 
 META_FILE = "estimator.json"
@@ -62,7 +63,7 @@ def _write_meta(folder: Path, meta: dict[str, Any]) -> str:
 
 
 def _read_meta(folder: Path, family: str) -> dict[str, Any]:
-    meta: dict[str, Any] = json.loads((folder / META_FILE).read_text())
+    meta = read_object(folder / META_FILE)
     if meta.get("family") != family:
         raise ValueError(f"{META_FILE} describes family {meta.get('family')!r}, not {family!r}")
     return meta
