@@ -281,7 +281,7 @@ def _install_openapi(app: FastAPI, models: ModelState, batch_limit: int, secured
         if champion is not None:
             model = customer_model(champion.model.contract, champion.example())
             customer = model.model_json_schema(by_alias=True)
-            customer["additionalProperties"] = False
+            customer["additionalProperties"] = True  # unknown fields are ignored, as in tables
         components = spec.setdefault("components", {})
         if secured:
             components["securitySchemes"] = SECURITY_SCHEMES

@@ -14,7 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from churnops.data.contract import DataContract
-from churnops.data.rules import NUMBER_TEXT
+from churnops.data.rules import ID_BLANK, MAX_ID_CHARS, NUMBER_TEXT
+
+_CONTROL = "\\x00-\\x1f\\x7f-\\x9f"
+# The id rule (churnops.data.rules.judge_id) as a JSON Schema pattern: no control
+# characters and at least one character that is not the rule's blank.
+ID_PATTERN = f"^[^{_CONTROL}]*[^{_CONTROL}{ID_BLANK[1:-2]}][^{_CONTROL}]*$"
 
 
 class ModelRef(BaseModel):
@@ -122,7 +127,12 @@ def customer_model(contract: DataContract, example: dict[str, Any]) -> type[Base
     if contract.id:
         fields[_ident(contract.id, 0)] = (
             str,
-            Field(alias=contract.id, min_length=1, max_length=200, description="Customer id."),
+            Field(
+                alias=contract.id,
+                max_length=MAX_ID_CHARS,
+                pattern=ID_PATTERN,
+                description="Customer id: non-blank text without control characters.",
+            ),
         )
     for i, spec in enumerate(contract.features, start=1):
         # The schema documents the contract's column rules (churnops.data.rules), which
@@ -130,6 +140,8 @@ def customer_model(contract: DataContract, example: dict[str, Any]) -> type[Base
         required = spec.policy.missing == "reject"
         parse_text = spec.policy.text == "parse"
         default = ... if required else None
+        # Blank text is a missing value to the rules: a required field's text must not be.
+        text: Any = Annotated[str, Field(pattern=r"\S")] if required else str
         if spec.kind == "numeric":
             kind: Any = Annotated[float, Field(ge=spec.lower, le=spec.upper)]
             if parse_text:
@@ -137,9 +149,9 @@ def customer_model(contract: DataContract, example: dict[str, Any]) -> type[Base
         elif spec.kind == "boolean":
             kind = Literal[tuple(spec.levels or [0, 1])]  # type: ignore[misc]
             if parse_text:
-                kind = kind | str
+                kind = kind | text
         elif spec.policy.unseen == "ignore":
-            kind = str
+            kind = text
         else:
             kind = Literal[tuple(spec.categories or {})]  # type: ignore[misc]
         if not required:
