@@ -27,8 +27,8 @@ async def healthz() -> dict[str, str]:
 
 @router.head("/healthz", summary="The process is alive (no body)")
 async def healthz_head() -> Response:
-    """Answer 200 while the process runs, without a body."""
-    return Response()
+    """Answer 200 while the process runs, without a body (GET's headers: JSON)."""
+    return Response(media_type="application/json")
 
 
 @router.get("/readyz", summary="A model is loaded and serving", responses=NOT_READY)
@@ -42,7 +42,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 async def readyz_head(services: ServicesDep) -> Response:
     """Answer 200 or 503 as ``GET /readyz`` does, without a body."""
     status, _ = _readiness(services)
-    return Response(status_code=status, headers=_retry(status))
+    return Response(status_code=status, headers=_retry(status), media_type="application/json")
 
 
 def _readiness(services: Services) -> tuple[int, dict[str, Any]]:
