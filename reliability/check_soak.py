@@ -2,10 +2,12 @@
 
 Why: leaks and slow drifts (a growing cache, a queue that never drains, audit rows lost
 under sustained traffic) only show over time. After a warm-up the server's RSS must grow
-less than 10%, the last third's p99 must stay within 1.5× the first third's, no request
-may fail, and the store must hold exactly one audit row per /v1 request and one
-prediction-log row per scored customer (the prediction-log sample is set to 1.0 so the
-expected count is exact). The server uses its own SQLite store, so the counts are its own.
+less than 10%, the last third's p99 must stay within 1.5× the first third's (or within
+5 ms of it: at single-digit milliseconds one scheduler hiccup on a shared 2-core machine
+is a ratio, not a drift), no request may fail, and the store must hold exactly one audit
+row per /v1 request and one prediction-log row per scored customer (the prediction-log
+sample is set to 1.0 so the expected count is exact). The server uses its own SQLite
+store, so the counts are its own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from reliability.common import Budget, Home, Result, make_keys, scratch, serving
 from reliability.load import Background, customers, percentile, predict_requests
 
 WARMUP_SECONDS = 20.0
+P99_SLACK_SECONDS = 0.005
 
 
 def run(home: Home, budget: Budget) -> Result:
@@ -61,7 +64,7 @@ def run(home: Home, budget: Budget) -> Result:
     ratio = p99_last / p99_first if p99_first else 0.0
     passed = (
         growth < 0.10
-        and ratio <= 1.5
+        and (ratio <= 1.5 or p99_last - p99_first <= P99_SLACK_SECONDS)
         and errors == 0
         and audit == len(answered)
         and predictions == scored
@@ -71,7 +74,7 @@ def run(home: Home, budget: Budget) -> Result:
         f"{budget.soak_seconds / 60:.0f} min at {result.rate:.0f} req/s: RSS {growth:+.1%}, "
         f"p99 {p99_first * 1e3:.1f} → {p99_last * 1e3:.1f} ms ({ratio:.2f}×), {errors} errors, "
         f"audit {audit:,}/{len(answered):,}, prediction log {predictions:,}/{scored:,}",
-        "RSS < +10%, p99 last/first third ≤ 1.5×, 0 errors, audit rows = requests, "
+        "RSS < +10%, p99 last/first third ≤ 1.5× (or +5 ms), 0 errors, audit rows = requests, "
         "prediction-log rows = customers scored (sample 1.0)",
         passed,
         f"RSS {statistics.median(base) / 1024:.0f} → {statistics.median(tail) / 1024:.0f} MiB "
