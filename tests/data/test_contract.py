@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -104,3 +107,17 @@ def test_call_detail_dataset_needs_no_code_changes() -> None:
     assert contract.column("international_plan").kind == "boolean"
     assert contract.column("state").kind == "categorical"
     assert contract.column("total_day_minutes").kind == "numeric"
+
+
+def test_a_contract_no_rule_could_apply_is_refused_at_load(tmp_path: Path) -> None:
+    """A boolean with three levels (found by the contract fuzzer) is a clear ContractError."""
+    contract = infer_contract(make_customers(100), "churn", "customer_id")
+    data = json.loads(contract.model_dump_json())
+    for column in data["columns"]:
+        if column["kind"] == "boolean":
+            column["levels"] = [0, 1, 2]
+            break
+    path = tmp_path / "contract.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ContractError, match="exactly two levels"):
+        DataContract.load(path)

@@ -97,6 +97,15 @@ class ColumnSpec(BaseModel):
             data = {**data, "policy": policy}
         return data
 
+    @model_validator(mode="after")
+    def _usable(self) -> ColumnSpec:
+        """Refuse what no column rule could apply (a hand-edited contract may hold it)."""
+        if self.kind == "boolean" and self.levels is not None and len(self.levels) != 2:
+            raise ValueError(f"boolean column {self.name!r} needs exactly two levels")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ValueError(f"column {self.name!r} has lower > upper")
+        return self
+
     @property
     def median(self) -> float:
         """Return the training median used to impute missing numbers."""
