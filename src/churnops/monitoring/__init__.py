@@ -5,7 +5,8 @@ Importing this package is cheap; Evidently is imported only when a report is wri
 
 from churnops.monitoring.drift import DataDrift, DriftThresholds, FeatureDrift, data_drift
 from churnops.monitoring.performance import estimated_metrics, realised_metrics
-from churnops.monitoring.run import MonitoringResult, monitor
+from churnops.monitoring.result import MonitoringResult
+from churnops.monitoring.run import monitor
 from churnops.monitoring.triggers import Evidence, RetrainDecision, decide
 
 __all__ = [

@@ -20,7 +20,7 @@ from churnops.config import Settings
 from churnops.data.contract import DataContract
 
 if TYPE_CHECKING:
-    from churnops.monitoring.run import MonitoringResult
+    from churnops.monitoring.result import MonitoringResult
 
 STYLE = """
 <style>

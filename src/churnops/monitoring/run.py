@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,109 +21,19 @@ import pandas as pd
 from churnops.config import Settings
 from churnops.data.contract import DataContract, frame_digest
 from churnops.errors import DataValidationError
-from churnops.monitoring.drift import DataDrift, DriftThresholds, data_drift, prediction_drift
+from churnops.monitoring.drift import DriftThresholds, data_drift, prediction_drift
 from churnops.monitoring.performance import (
-    PERFORMANCE_METRICS,
-    Slice,
     estimated_metrics,
     realised_metrics,
     segment_metrics,
     window_metrics,
 )
-from churnops.monitoring.triggers import Evidence, RetrainDecision, decide
+from churnops.monitoring.result import MonitoringResult
+from churnops.monitoring.triggers import Evidence, decide
 from churnops.registry.models import LoadedModel
 
 if TYPE_CHECKING:
     from churnops.scoring.model import ScoringModel
-
-
-@dataclass
-class MonitoringResult:
-    """Everything one monitoring run found, and the decision it took."""
-
-    model_name: str
-    model_version: str
-    reference_name: str
-    current_name: str
-    reference_rows: int
-    current_rows: int
-    labelled_rows: int
-    drift: DataDrift
-    prediction: dict[str, float]
-    estimated: dict[str, float | None]
-    realised: dict[str, float | None] | None
-    baseline: dict[str, float]
-    windows: list[Slice]
-    segments: list[Slice]
-    decision: RetrainDecision
-    current_digest: str
-    seconds: float
-    report_path: str | None = None
-    mlflow_run_id: str | None = None
-    store_id: int | None = None
-    warnings: list[str] = field(default_factory=list)
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    @property
-    def verdict(self) -> str:
-        """Return ``retrain``, ``drift`` (something moved, no trigger) or ``ok``."""
-        if self.decision.retrain:
-            return "retrain"
-        return "drift" if self.drift.drifted_features else "ok"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return what ``churnops monitor --json`` prints."""
-        return {
-            "verdict": self.verdict,
-            "retrain": self.decision.retrain,
-            "reasons": self.decision.reasons,
-            "drift_share": round(self.drift.drift_share, 6),
-            "drifted_features": self.drift.drifted_features,
-            "features": {
-                f.feature: {
-                    "kind": f.kind,
-                    "psi": round(f.psi, 6),
-                    "test": f.test,
-                    "statistic": round(f.statistic, 6),
-                    "p_value": f.p_value,
-                    "js": round(f.js, 6),
-                    "severity": f.severity,
-                    "drifted": f.drifted,
-                }
-                for f in self.drift.features
-            },
-            "data_quality": {
-                f.feature: {
-                    "missing_reference": round(f.missing_reference, 6),
-                    "missing_current": round(f.missing_current, 6),
-                    "new_categories": f.new_categories,
-                }
-                for f in self.drift.features
-            },
-            "prediction_psi": round(self.prediction["psi"], 6),
-            "high_risk_share": round(self.prediction["high_risk_share"], 6),
-            "prediction": {k: round(v, 6) for k, v in self.prediction.items()},
-            "estimated": _rounded(self.estimated),
-            "realised": _rounded(self.realised) if self.realised is not None else None,
-            "baseline": _rounded(
-                {k: v for k, v in self.baseline.items() if k in PERFORMANCE_METRICS}
-            ),
-            "windows": [w.to_dict() for w in self.windows],
-            "segments": [s.to_dict() for s in self.segments],
-            "model": {"name": self.model_name, "version": self.model_version},
-            "reference": {"name": self.reference_name, "rows": self.reference_rows},
-            "current": {
-                "name": self.current_name,
-                "rows": self.current_rows,
-                "labelled_rows": self.labelled_rows,
-                "digest": self.current_digest,
-            },
-            "report": self.report_path,
-            "mlflow_run_id": self.mlflow_run_id,
-            "monitoring_run_id": self.store_id,
-            "warnings": self.warnings,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 def thresholds_from(settings: Settings) -> DriftThresholds:
@@ -311,10 +220,6 @@ def _labels(
     if target in current.columns and current[target].notna().any():
         return contract.target_series(current[target]).to_numpy()
     return None
-
-
-def _rounded(metrics: dict[str, float | None]) -> dict[str, float | None]:
-    return {k: (round(v, 6) if v is not None else None) for k, v in metrics.items()}
 
 
 def _mlflow_metrics(result: MonitoringResult) -> dict[str, float]:

@@ -17,7 +17,7 @@ from churnops.store import (
 )
 
 if TYPE_CHECKING:
-    from churnops.monitoring.run import MonitoringResult
+    from churnops.monitoring.result import MonitoringResult
 
 
 def save_run(settings: Settings, result: MonitoringResult) -> int:

@@ -32,12 +32,12 @@ from churnops.scoring import Predictor
 from churnops.serving.audit import AuditWriter
 from churnops.serving.auth import KeyCache
 from churnops.serving.deps import ScoringPool, Services, needs_key
+from churnops.serving.drain import drain_on_sigterm
 from churnops.serving.metrics import Metrics
 from churnops.serving.middleware import ServingMiddleware
 from churnops.serving.ratelimit import make_limits
 from churnops.serving.routes import admin, health, predict
 from churnops.serving.schemas import customer_model
-from churnops.serving.serve import drain_on_sigterm
 from churnops.serving.state import Loader, ModelState
 
 log = logging.getLogger("churnops.serving")
