@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+import signal
 import threading
 import uuid
 from collections.abc import Callable
@@ -123,6 +124,11 @@ def test_concurrent_promotes_and_rollbacks_form_one_chain(race: Settings) -> Non
     _assert_one_chain(race, calls)
 
 
+def _default_signals() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _rollback_in_process(
     home: str, name: str, database_url: str | None, version: str, start: Any
 ) -> tuple[str, str]:
@@ -139,7 +145,14 @@ def test_concurrent_rollbacks_in_processes_form_one_chain(race: Settings) -> Non
     with multiprocessing.Manager() as manager:
         start = manager.Barrier(len(TARGETS))
         args = [(str(race.home), race.model_name, race.database_url, v, start) for v in TARGETS]
-        with context.Pool(len(TARGETS)) as pool:
-            calls = pool.starmap(_rollback_in_process, args)
+        # Workers inherit ignored signals from this process (some library in a long test
+        # session ignores SIGTERM), and Pool.__exit__ stops them with SIGTERM: reset it in
+        # each worker, and let idle workers leave by close/join rather than terminate.
+        pool = context.Pool(len(TARGETS), initializer=_default_signals)
+        try:
+            calls = pool.starmap_async(_rollback_in_process, args).get(timeout=180)
+        finally:
+            pool.close()
+            pool.join()
     assert len({source for source, _ in calls}) == len(calls)
     _assert_one_chain(race, calls)
