@@ -96,8 +96,23 @@ def _linear_margins(
         out[i] = z
 
 
+class _FromMargins:
+    """What every family derives from its batch margins: probabilities, one row's margin."""
+
+    def margins(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - each family's own
+        raise NotImplementedError
+
+    def margin_one(self, row: Sequence[float]) -> float:
+        """Return the log-odds of one encoded row (the batch path on a one-row matrix)."""
+        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Return churn probabilities of an encoded matrix."""
+        return expit(self.margins(X))
+
+
 @dataclass
-class LogisticEstimator:
+class LogisticEstimator(_FromMargins):
     """StandardScaler + binary LogisticRegression as four JSON arrays of floats."""
 
     mean: tuple[float, ...]
@@ -121,14 +136,6 @@ class LogisticEstimator:
         out = np.empty(X.shape[0])
         _linear_margins(X, self._mean, self._scale, self._coef, self.intercept, out)
         return out
-
-    def margin_one(self, row: Sequence[float]) -> float:
-        """Return the log-odds of one encoded row (the batch kernel on one row)."""
-        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
-
-    def probabilities(self, X: np.ndarray) -> np.ndarray:
-        """Return churn probabilities of an encoded matrix."""
-        return expit(self.margins(X))
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Linear SHAP relative to the training mean: the bias is the mean row's margin."""
@@ -166,7 +173,7 @@ class LogisticEstimator:
 # ----------------------------------------------------------------------------- LightGBM
 
 
-class LightGBMEstimator:
+class LightGBMEstimator(_FromMargins):
     """A binary LightGBM model as its model text, walked by compiled code when verified."""
 
     family: ClassVar[str] = "lightgbm"
@@ -240,10 +247,6 @@ class LightGBMEstimator:
             return self.sigmoid * self.trees.raw_one(row)
         return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
 
-    def probabilities(self, X: np.ndarray) -> np.ndarray:
-        """Return churn probabilities of an encoded matrix."""
-        return expit(self.margins(X))
-
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """TreeSHAP from LightGBM's own ``pred_contrib`` (raw-score log-odds, bias last)."""
         X = _matrix(X, self.width)
@@ -276,7 +279,7 @@ class LightGBMEstimator:
 # ----------------------------------------------------------------------------- XGBoost
 
 
-class XGBoostEstimator:
+class XGBoostEstimator(_FromMargins):
     """A binary XGBoost booster, saved in XGBoost's own UBJSON format."""
 
     family: ClassVar[str] = "xgboost"
@@ -295,14 +298,6 @@ class XGBoostEstimator:
             X, iteration_range=self.iteration_range, predict_type="margin"
         )
         return np.asarray(out, dtype=np.float64).reshape(-1)
-
-    def margin_one(self, row: Sequence[float]) -> float:
-        """Return the log-odds of one encoded row (``inplace_predict``: no DMatrix)."""
-        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
-
-    def probabilities(self, X: np.ndarray) -> np.ndarray:
-        """Return churn probabilities of an encoded matrix."""
-        return expit(self.margins(X))
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """TreeSHAP from XGBoost's own ``pred_contribs`` (margin log-odds, bias last)."""
