@@ -89,6 +89,12 @@ class DataValidationError(DataError):
     """Rows or columns that break the data contract; ``details['issues']`` lists them."""
 
 
+class NotFoundError(DataError):
+    """Nothing stored for what was asked: no scores yet, no scores for a date."""
+
+    http_status = 404
+
+
 class ScoringInputError(ChurnopsError):
     """A record the model cannot score (missing field, wrong type, unknown category)."""
 

@@ -20,11 +20,15 @@ from tests.factories import obvious_churner
 
 pytestmark = pytest.mark.integration
 
-CALLERS = ("none", "bad", "revoked", "scorer", "admin")
+CALLERS = ("none", "bad", "revoked", "scorer", "analyst", "admin")
 # Expected status per caller. A 2xx here means "let through"; the body sent is valid.
-PUBLIC = {"none": 200, "bad": 200, "revoked": 200, "scorer": 200, "admin": 200}
-SCORER = {"none": 401, "bad": 401, "revoked": 401, "scorer": 200, "admin": 200}
-ADMIN = {"none": 401, "bad": 401, "revoked": 401, "scorer": 403, "admin": 200}
+PUBLIC = dict.fromkeys(CALLERS, 200)
+DENIED = {"none": 401, "bad": 401, "revoked": 401}
+SCORER = {**DENIED, "scorer": 200, "analyst": 403, "admin": 200}
+READER = {**DENIED, "scorer": 200, "analyst": 200, "admin": 200}
+ADMIN = {**DENIED, "scorer": 403, "analyst": 403, "admin": 200}
+# The test stores hold no scores: a report answers 404 to a caller it lets through.
+ANALYST = {**DENIED, "scorer": 403, "analyst": 404, "admin": 404}
 
 # (method, path) -> expected statuses. "MOUNT" rows name mounted sub-apps (static files).
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
@@ -38,8 +42,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("MOUNT", "/static-offline-docs"): PUBLIC,  # Swagger UI / ReDoc assets (fastapi-offline)
     ("POST", "/v1/predict"): SCORER,
     ("POST", "/v1/predict/batch"): SCORER,
-    ("GET", "/v1/model"): SCORER,
+    ("GET", "/v1/model"): READER,
     ("POST", "/v1/admin/reload"): ADMIN,
+    ("GET", "/v1/reports/high-risk"): ANALYST,
 }
 
 
@@ -94,10 +99,11 @@ def caller_headers(keys: dict[str, str], caller: str) -> dict[str, str]:
 
 
 def make_caller_keys(settings: Any, create: Callable[..., Any] = create_key) -> dict[str, str]:
-    """Scorer, admin, a revoked scorer and a well-formed key nobody created."""
+    """Scorer, analyst, admin, a revoked scorer and a well-formed key nobody created."""
     tag = uuid.uuid4().hex[:8]
     keys = {
         "scorer": create(settings, f"matrix-scorer-{tag}", "scorer")["key"],
+        "analyst": create(settings, f"matrix-analyst-{tag}", "analyst")["key"],
         "admin": create(settings, f"matrix-admin-{tag}", "admin")["key"],
         "revoked": create(settings, f"matrix-revoked-{tag}", "scorer")["key"],
         "bad": "chk_" + uuid.uuid4().hex + uuid.uuid4().hex[:11],
@@ -139,7 +145,7 @@ def matrix_api(make_api: Callable[..., Any]) -> Any:
 
 
 def test_every_route_has_a_row_and_each_caller_gets_its_status(matrix_api: Any) -> None:
-    """No key/bad/revoked → 401 on keyed routes; scorer → 403 on admin routes; else let in."""
+    """No key/bad/revoked → 401 on keyed routes; a role a route does not take → 403."""
     keys = make_caller_keys(matrix_api.settings)
     client = matrix_api.client
 

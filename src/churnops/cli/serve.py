@@ -60,7 +60,9 @@ def serve_command(
 @handle_errors
 def keys_create(
     name: str = typer.Option(..., "--name", help="Who or what uses the key."),
-    role: str = typer.Option("scorer", "--role", help="scorer or admin."),
+    role: str = typer.Option(
+        "scorer", "--role", help="scorer (score), analyst (dashboard, reports) or admin."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""

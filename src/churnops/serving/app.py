@@ -36,7 +36,7 @@ from churnops.serving.drain import drain_on_sigterm
 from churnops.serving.metrics import Metrics
 from churnops.serving.middleware import ServingMiddleware
 from churnops.serving.ratelimit import make_limits
-from churnops.serving.routes import admin, health, predict
+from churnops.serving.routes import admin, health, predict, reports
 from churnops.serving.schemas import customer_model
 from churnops.serving.state import Loader, ModelState
 
@@ -144,6 +144,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(admin.router)
+    app.include_router(reports.router)
     if settings.serve_trusted_hosts:  # inside ServingMiddleware: a refusal is still counted
         app.add_middleware(
             TrustedHostMiddleware, allowed_hosts=settings.serve_trusted_hosts, www_redirect=False

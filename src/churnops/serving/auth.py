@@ -3,7 +3,8 @@
 Keys are 32 random bytes (``secrets.token_urlsafe``), so a fast unsalted hash is the right
 tool: nobody can brute-force 256 bits, and the check must cost microseconds on every
 request (bcrypt/argon2 are for low-entropy passwords). Roles: ``scorer`` may score and
-read model info; ``admin`` may also reload.
+read model info; ``analyst`` may read (the dashboard, report routes and model info) but
+not score; ``admin`` may do anything, including reload, promote and roll back.
 
 The API keeps the active hashes in memory and refreshes them from the store every
 ``serve_key_cache_seconds`` (so ``churnops keys revoke`` takes effect within that delay),
@@ -29,8 +30,8 @@ from churnops.errors import ConfigError
 
 log = logging.getLogger("churnops.serving")
 
-Role = Literal["scorer", "admin"]
-ROLES: tuple[str, ...] = ("scorer", "admin")
+Role = Literal["scorer", "analyst", "admin"]
+ROLES: tuple[str, ...] = ("scorer", "analyst", "admin")
 KEY_PREFIX = "chk_"
 MISS_REFRESH_SECONDS = 1.0
 
@@ -42,9 +43,9 @@ class Principal:
     name: str
     role: str
 
-    def allows(self, role: str) -> bool:
-        """Return True when this principal may act as ``role`` (admin may do anything)."""
-        return self.role == "admin" or self.role == role
+    def allows(self, *roles: str) -> bool:
+        """Return True when this principal may act as one of ``roles`` (admin may do anything)."""
+        return self.role == "admin" or self.role in roles
 
 
 ANONYMOUS = Principal("anonymous", "admin")  # only with --insecure-no-auth
@@ -118,6 +119,24 @@ def revoke_key(settings: Settings, name: str) -> dict[str, Any]:
         for row in rows:
             row.revoked_at = now
     return {"name": name, "revoked": len(rows), "revoked_at": now}
+
+
+def principal_for(settings: Settings, key: str) -> Principal | None:
+    """Return who ``key`` belongs to (None when unknown or revoked): one indexed query.
+
+    For callers that check a key once per session (the dashboard's login), not per request.
+    """
+    from churnops.store import ApiKey, session_scope
+
+    if not key or len(key) > 200:
+        return None
+    with session_scope(settings) as session:
+        row = session.execute(
+            sa.select(ApiKey.name, ApiKey.role).where(
+                ApiKey.key_hash == hash_key(key.strip()), ApiKey.revoked_at.is_(None)
+            )
+        ).first()
+    return Principal(row[0], row[1]) if row else None
 
 
 class KeyCache:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -145,13 +145,18 @@ def _presented_key(request: Request) -> str | None:
     return headers.get("x-api-key") or None
 
 
-async def admin_key(principal: Annotated[Principal, Depends(api_key)]) -> Principal:
-    """Require the admin role."""
-    if not principal.allows("admin"):
-        raise PermissionDeniedError(
-            f"Key {principal.name!r} has role {principal.role!r}; this route needs 'admin'."
-        )
-    return principal
+def role_key(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
+    """Return a dependency that authenticates, then requires one of ``roles`` (or admin)."""
+    needed = " or ".join(repr(r) for r in roles)
+
+    async def check(principal: Annotated[Principal, Depends(api_key)]) -> Principal:
+        if not principal.allows(*roles):
+            raise PermissionDeniedError(
+                f"Key {principal.name!r} has role {principal.role!r}; this route needs {needed}."
+            )
+        return principal
+
+    return check
 
 
 def champion(request: Request) -> Predictor:
@@ -170,7 +175,9 @@ def needs_key(dependant: Dependant) -> bool:
     return any(d.call is api_key or needs_key(d) for d in dependant.dependencies)
 
 
-ApiKeyDep = Annotated[Principal, Depends(api_key)]
-AdminKeyDep = Annotated[Principal, Depends(admin_key)]
+ScorerKeyDep = Annotated[Principal, Depends(role_key("scorer"))]
+ReaderKeyDep = Annotated[Principal, Depends(role_key("scorer", "analyst"))]
+AnalystKeyDep = Annotated[Principal, Depends(role_key("analyst"))]
+AdminKeyDep = Annotated[Principal, Depends(role_key("admin"))]
 PredictorDep = Annotated[Predictor, Depends(champion)]
 ServicesDep = Annotated[Services, Depends(get_services)]

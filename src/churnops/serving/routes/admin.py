@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from churnops.serving.deps import AdminKeyDep, ApiKeyDep, PredictorDep, ServicesDep
+from churnops.serving.deps import AdminKeyDep, PredictorDep, ReaderKeyDep, ServicesDep
 from churnops.serving.routes.predict import ERROR_RESPONSES
 from churnops.serving.schemas import ModelInfo, ReloadOut, feature_summary
 
@@ -13,7 +13,7 @@ router = APIRouter(tags=["model"])
 
 @router.get("/v1/model", response_model=ModelInfo, responses=ERROR_RESPONSES)
 async def model_info(
-    _principal: ApiKeyDep, predictor: PredictorDep, services: ServicesDep
+    _principal: ReaderKeyDep, predictor: PredictorDep, services: ServicesDep
 ) -> ModelInfo:
     """Return the serving version, its holdout metrics, threshold and contract summary."""
     challenger = services.models.challenger

@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from churnops.data.rules import Verdict, judge_id
 from churnops.errors import ScoringInputError
 from churnops.scoring import Predictor
-from churnops.serving.deps import ApiKeyDep, Services
+from churnops.serving.deps import ScorerKeyDep, Services
 from churnops.serving.schemas import ErrorOut, PredictionOut, PredictionsOut
 from churnops.serving.state import CHAMPION, SHADOW
 
@@ -166,7 +166,7 @@ def _model_ref(predictor: Predictor, variant: str) -> dict[str, str]:
     openapi_extra={**ONE_BODY, "parameters": [EXPLAIN]},
     summary="Score one customer",
 )
-async def predict(request: Request, _principal: ApiKeyDep) -> Response:
+async def predict(request: Request, _principal: ScorerKeyDep) -> Response:
     """Return the churn probability and flag of one customer (``?explain=true``: top reasons)."""
     explain = _explain(request)
     services, state, record = await _read(request)
@@ -208,7 +208,7 @@ async def predict(request: Request, _principal: ApiKeyDep) -> Response:
     openapi_extra={**BATCH_BODY, "parameters": [EXPLAIN]},
     summary="Score up to serve_batch_limit customers",
 )
-async def predict_batch(request: Request, _principal: ApiKeyDep) -> Response:
+async def predict_batch(request: Request, _principal: ScorerKeyDep) -> Response:
     """Score ``{"customers": [...]}``; results come back in request order."""
     explain = _explain(request)
     services, state, payload = await _read(request)
