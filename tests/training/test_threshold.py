@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import f1_score
 
-from churnops.training.threshold import ProfitModel, choose_threshold, f1_curve, profit_curve
+from churnops.campaign import ProfitModel
+from churnops.training.threshold import choose_threshold, f1_curve, profit_curve
 
 
 def _scores(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnops.campaign import ProfitModel
 from churnops.config import Settings
 from churnops.data.contract import DataContract, frame_digest, infer_contract
 from churnops.data.validation import ValidationReport, validate
@@ -26,7 +27,7 @@ from churnops.training import explain, plots
 from churnops.training.calibration import CalibrationChoice, choose_calibration
 from churnops.training.candidates import get_candidate
 from churnops.training.evaluate import classification_metrics
-from churnops.training.threshold import ProfitModel, choose_threshold, profit_curve
+from churnops.training.threshold import choose_threshold, profit_curve
 from churnops.training.tuning import FamilyResult, ProgressFn, stratified_folds, tune_family
 
 

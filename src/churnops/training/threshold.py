@@ -6,19 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class ProfitModel:
-    """Campaign economics: an offer costs ``offer_cost``; a churner who accepts is saved.
-
-    Expected profit of contacting a customer with churn probability p and value v is
-    ``p * acceptance_rate * v - offer_cost``; over a labelled set the realised profit of a
-    threshold is the saved value of true churners above it minus the cost of every contact.
-    """
-
-    offer_cost: float
-    acceptance_rate: float
-    customer_value: float = 0.0
+from churnops.campaign import ProfitModel, cumulative_profit
 
 
 @dataclass(frozen=True)
@@ -52,13 +40,17 @@ def profit_curve(
     economics: ProfitModel,
     values: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Return realised campaign profit at each threshold (per-customer values optional)."""
-    v = np.full(len(y), economics.customer_value) if values is None else np.asarray(values, float)
+    """Return realised campaign profit at each threshold (per-customer values optional).
+
+    The campaign's own formula (:func:`churnops.campaign.cumulative_profit`) with the
+    labels as outcomes, read at the number of customers each threshold contacts: the
+    threshold is chosen by the same arithmetic the campaign planner uses.
+    """
     order = np.argsort(-p)
-    p_sorted, saved = p[order], (y[order] * v[order] * economics.acceptance_rate)
-    cum_saved = np.concatenate([[0.0], np.cumsum(saved)])
-    contacted = np.searchsorted(-p_sorted, -thresholds, side="right")
-    return cum_saved[contacted] - contacted * economics.offer_cost
+    v = None if values is None else np.asarray(values, float)[order]
+    profit = cumulative_profit(y[order], v, economics)
+    contacted = np.searchsorted(-p[order], -thresholds, side="right")
+    return profit[contacted]
 
 
 def choose_threshold(
