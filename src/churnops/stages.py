@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from churnops.config import Settings
-from churnops.data.contract import DataContract
-from churnops.training.tuning import ProgressFn
+
+if TYPE_CHECKING:  # the read-only stages below must not import pandas or training code
+    import pandas as pd
+
+    from churnops.data.contract import DataContract
+    from churnops.training.tuning import ProgressFn
 
 
 def train_and_register(
@@ -77,3 +79,64 @@ def train_and_register(
         "metrics_file": str(metrics_out) if metrics_out else None,
         "tracking_uri": settings.resolved_tracking_uri,
     }
+
+
+def customer_profile(settings: Settings, customer_id: str) -> dict[str, Any]:
+    """One customer across scoring dates, with the latest score taken apart.
+
+    ``history`` comes from the store (newest first). When the latest run's source file
+    still holds the customer, ``record`` is their row and ``explanation`` every feature's
+    contribution under the model version that scored them (:func:`explain_record`);
+    otherwise both are None and ``note`` says why (the stored top reasons remain).
+    """
+    from churnops.batch import get_run
+    from churnops.batch.risk import customer_history
+    from churnops.data.sources import find_record
+    from churnops.errors import ChurnopsError, NotFoundError
+    from churnops.scoring import Predictor
+    from churnops.scoring.explain import explain_record
+
+    history = customer_history(settings, customer_id)
+    if not history:
+        raise NotFoundError(
+            f"Customer {customer_id!r} has no scores: check the id, or run `churnops score`."
+        )
+    latest = history[0]
+    source = get_run(settings, latest["run_id"])["source"]
+    profile: dict[str, Any] = {
+        "customer_id": customer_id,
+        "history": history,
+        "source": source,
+        "model_version": latest["model_version"],
+        "record": None,
+        "explanation": None,
+        "note": None,
+    }
+    try:
+        predictor = Predictor.from_registry(settings, alias=None, version=latest["model_version"])
+    except ChurnopsError as exc:
+        profile["note"] = f"model v{latest['model_version']} cannot be loaded: {exc}"
+        return profile
+    id_column = predictor.model.contract.id
+    record = find_record(source, id_column, customer_id) if id_column else None
+    if record is None:
+        profile["note"] = f"the customer's row is no longer in {source}"
+        return profile
+    profile["record"] = record
+    try:
+        profile["explanation"] = explain_record(predictor, record)
+    except ChurnopsError as exc:  # the row changed since it was scored and breaks the contract
+        profile["note"] = f"the customer's current row cannot be scored: {exc}"
+    return profile
+
+
+def typical_customer(settings: Settings, version: str) -> dict[str, dict[str, Any]]:
+    """Return the typical non-churner's feature values in a version's training data."""
+    from churnops import registry
+    from churnops.data.profile import typical_values
+
+    loaded = registry.load_model(settings, version=version)
+    frame = registry.load_run_frame(
+        settings, loaded.version.run_id, registry.models.REFERENCE_ARTIFACT
+    )
+    return typical_values(frame, loaded.model.contract)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from churnops.cli import batch, data, demo, models, monitor, serve
+from churnops.cli import batch, dashboard, data, demo, models, monitor, serve
 from churnops.cli.output import handle_errors
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(serve.keys_app, name="keys")
 app.command("monitor")(monitor.monitor_command)
 app.add_typer(monitor.pipeline_app, name="pipeline")
 app.command("score")(batch.score_command)
+app.command("dashboard")(dashboard.dashboard_command)
 app.add_typer(batch.report_app, name="report")
 app.add_typer(batch.db_app, name="db")
 

@@ -63,3 +63,8 @@ def print_demo(result: dict[str, Any]) -> None:
         f"MLflow UI: mlflow ui --backend-store-uri {result['tracking_uri']}  "
         "(then open http://127.0.0.1:5000)"
     )
+    out.print(
+        "API: http://127.0.0.1:8000 (`churnops serve`); retention dashboard: "
+        "http://127.0.0.1:8501 (`churnops dashboard`, sign in with a key from "
+        "`churnops keys create --name NAME --role analyst`)."
+    )

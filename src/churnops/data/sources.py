@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -78,3 +79,41 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     else:
         df.to_csv(file, index=False)
     return file
+
+
+def find_record(path: str | Path, column: str, value: str) -> dict[str, Any] | None:
+    """Return the first row of a CSV or Parquet file whose ``column`` equals ``value``.
+
+    For looking up one customer (the dashboard's customer page) without loading the table:
+    Parquet is read with a pushed-down filter, CSV streamed in Arrow batches. The id is
+    compared as text, whatever type the file stores it as. None when the file is gone,
+    unreadable, has no such column, or no such row.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    file = Path(path)
+    suffix = file.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            import pyarrow.parquet as pq
+
+            batches = pq.ParquetFile(file).iter_batches(batch_size=200_000)
+        elif suffix in CSV_SUFFIXES:
+            from pyarrow import csv
+
+            parse = csv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
+            convert = csv.ConvertOptions(column_types={column: pa.string()})
+            batches = csv.open_csv(file, parse_options=parse, convert_options=convert)
+        else:
+            return None
+        for batch in batches:
+            if column not in batch.schema.names:
+                return None
+            ids = batch.column(column).cast(pa.string())
+            hits = pc.indices_nonzero(pc.equal(ids, value))
+            if len(hits):
+                return batch.slice(hits[0].as_py(), 1).to_pylist()[0]
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    return None

@@ -1,4 +1,8 @@
-"""The demo's last step: a fresh local demo key, a ready curl example, then serve."""
+"""The demo's last step: fresh local demo keys, a ready curl example, then serve both apps.
+
+The API (admin key, for the curl example) and the retention dashboard (an analyst key:
+read-only) are served side by side on 127.0.0.1 until Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,25 @@ from typing import Any
 from churnops.config import Settings
 
 DEMO_KEY_NAME = "demo"
+DEMO_ANALYST_KEY_NAME = "demo-analyst"
+DASHBOARD_PORT = 8501
+
+
+def fresh_key(settings: Settings, name: str, role: str) -> str:
+    """Replace the local key called ``name`` (revoking the last demo's) and return it."""
+    from churnops.errors import ConfigError
+    from churnops.serving.auth import create_key, revoke_key
+
+    with contextlib.suppress(ConfigError):  # first run: no such key yet
+        revoke_key(settings, name)
+    return create_key(settings, name, role)["key"]
 
 
 def demo_key_and_curl(settings: Settings) -> dict[str, Any]:
     """Replace the local demo key and return it with a curl example for the champion."""
-    from churnops.errors import ConfigError
     from churnops.scoring import Predictor
-    from churnops.serving.auth import create_key, revoke_key
 
-    with contextlib.suppress(ConfigError):  # first run: no demo key yet
-        revoke_key(settings, DEMO_KEY_NAME)
-    key = create_key(settings, DEMO_KEY_NAME, "admin")["key"]
+    key = fresh_key(settings, DEMO_KEY_NAME, "admin")
     example = Predictor.from_registry(settings).example()
     url = f"http://{settings.serve_host}:{settings.serve_port}"
     curl = (
@@ -31,11 +43,25 @@ def demo_key_and_curl(settings: Settings) -> dict[str, Any]:
 
 
 def serve_demo(settings: Settings, say: Callable[[str], None] = print) -> None:
-    """Print the demo key and curl example, then serve on 127.0.0.1 until Ctrl-C."""
+    """Print the keys and the curl example, then serve the API and the dashboard until Ctrl-C."""
+    from churnops.dashboard.launch import start, wait_ready
     from churnops.serving.serve import run_server
 
     info = demo_key_and_curl(settings)
-    say(f"Serving the champion at {info['url']} (docs: {info['docs']}); Ctrl-C stops.")
-    say(f"Demo API key (admin, local only): {info['key']}")
-    say(f"Try it:\n  {info['curl']}")
-    run_server(settings)
+    analyst = fresh_key(settings, DEMO_ANALYST_KEY_NAME, "analyst")
+    dashboard_url = f"http://127.0.0.1:{DASHBOARD_PORT}"
+    dashboard = start(settings, "127.0.0.1", DASHBOARD_PORT)
+    try:
+        ready = wait_ready(dashboard_url, dashboard)
+        say(f"Serving the champion at {info['url']} (docs: {info['docs']}); Ctrl-C stops both.")
+        say(f"Demo API key (admin, local only): {info['key']}")
+        say(f"Try it:\n  {info['curl']}")
+        if ready:
+            say(f"Retention dashboard at {dashboard_url}; sign in with the demo analyst key:")
+            say(f"  {analyst}")
+        else:
+            say(f"The dashboard did not start; try `churnops dashboard` ({dashboard_url}).")
+        run_server(settings)
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=10)
