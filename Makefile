@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install install-dev run test test-fast lint format bench reliability reliability-short clean
+.PHONY: help install install-dev browser run test test-fast lint format bench screenshots reliability reliability-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -21,10 +21,15 @@ install: uv-bootstrap ## Create .venv with the locked core dependencies (no Spar
 install-dev: uv-bootstrap ## Create .venv with core + every extra (spark, dagster) + dev tools
 	$(UV) sync --frozen --all-extras
 
+browser: ## Debian's chromium for the browser tests (apt, when root; otherwise they skip, saying why)
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "chromium is not installed: the browser tests will be skipped"
+
 run: install ## Install, then run the end-to-end demo on the embedded defaults
 	$(BIN)/churnops demo
 
-test: install-dev ## Install core + every extra + dev tools, then run the whole test suite
+test: install-dev browser ## Install core + every extra + dev tools (+ chromium), then run every test
 	$(BIN)/pytest
 
 test-fast: install-dev ## Unit tests only (no MLflow/HTTP/database integration tests)
@@ -40,6 +45,9 @@ format: install-dev ## Apply ruff fixes and formatting
 
 bench: install-dev ## Whole-process CLI timings (score vs the seed-style job, start-up, serve)
 	$(BIN)/python bench/cli.py
+
+screenshots: install-dev browser ## Refresh docs/screenshots/ from the dashboard's browser test
+	CHURNOPS_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/dashboard/test_browser.py -q
 
 reliability: install-dev ## The standing reliability suite, full budgets (~1.5 h): figures -> docs/reliability.md
 	PYTHONPATH=src:. $(BIN)/python -m reliability.run --budget full
