@@ -28,9 +28,9 @@ CELLS = [
     {"run_id": 2, "feature": "plan", "psi": 0.05, "drifted": False},
 ]
 POINTS = [
-    {"run_id": 1, "at": AT[0], "estimated": {"f1": 0.6}, "realised": {"f1": 0.62},
+    {"run_id": 1, "at": AT[0], "estimated_f1": 0.6, "realised_f1": 0.62,
      "lower": 0.55, "upper": 0.65, "baseline_f1": 0.63},
-    {"run_id": 2, "at": AT[1], "estimated": {"f1": 0.5}, "realised": None,
+    {"run_id": 2, "at": AT[1], "estimated_f1": 0.5, "realised_f1": None,
      "lower": None, "upper": None, "baseline_f1": 0.63},
 ]  # fmt: skip
 REASONS = [

@@ -46,20 +46,24 @@ def page(title: str, sections: Sequence[Section]) -> str:
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{escape(title)}</title>{head()}</head>\n"
-        f"<body><main class='churnops'><h1>{escape(title)}</h1>\n{body(sections)}</main>"
-        "</body></html>\n"
+        f"<body>{main(title, sections)}</body></html>\n"
     )
 
 
 def head() -> str:
     """Return the stylesheet and the one inlined copy of plotly.js.
 
-    Separate from :func:`page` for pages we do not own the head of (the monitoring report
-    puts our sections on top of Evidently's page).
+    Separate from :func:`page`, with :func:`main`, for a page whose head is not ours:
+    the monitoring report puts ``head() + main(...)`` on top of Evidently's page.
     """
     from plotly.offline import get_plotlyjs
 
     return f"{CSS}<script type='text/javascript'>{get_plotlyjs()}</script>"
+
+
+def main(title: str, sections: Sequence[Section]) -> str:
+    """Return the titled container of the sections (the styles apply inside it only)."""
+    return f"<main class='churnops'><h1>{escape(title)}</h1>\n{body(sections)}</main>"
 
 
 def body(sections: Sequence[Section]) -> str:

@@ -45,24 +45,29 @@ def drift_share_over_time(runs: Sequence[Row], alert: float | None = None) -> go
     return fig
 
 
-def psi_heatmap(cells: Sequence[Row], labels: Mapping[int, str] | None = None) -> go.Figure:
+def psi_heatmap(
+    cells: Sequence[Row], labels: Mapping[Any, str] | None = None, *, top: int = 20
+) -> go.Figure:
     """Return PSI per feature (rows) and monitoring run (columns); drifted cells starred.
 
-    Features are ordered by their largest PSI, so what moves most is on top. ``labels``
-    names the runs (e.g. their dates); by default ``run <id>``.
+    Runs are columns in the order they first appear in ``cells`` (the store returns them
+    oldest first); ``labels`` names them (default ``run <id>``). The ``top`` features by
+    their largest PSI are shown, largest on top: what moves most is what to look at.
     """
     fig = figure("Feature PSI by run", xaxis_title="monitoring run")
     if not cells:
         return empty(fig)
-    runs = sorted({c["run_id"] for c in cells})
+    runs = list(dict.fromkeys(c["run_id"] for c in cells))
     worst: dict[str, float] = {}
     for c in cells:
         worst[c["feature"]] = max(worst.get(c["feature"], 0.0), c["psi"])
-    features = sorted(worst, key=lambda f: (-worst[f], f))
+    features = sorted(worst, key=lambda f: (-worst[f], f))[:top]
     row, col = {f: i for i, f in enumerate(features)}, {r: j for j, r in enumerate(runs)}
     z: list[list[float | None]] = [[None] * len(runs) for _ in features]
     text = [[""] * len(runs) for _ in features]
     for c in cells:
+        if c["feature"] not in row:
+            continue
         i, j = row[c["feature"]], col[c["run_id"]]
         z[i][j] = c["psi"]
         text[i][j] = f"{c['psi']:.2f}" + ("*" if c.get("drifted") else "")
@@ -155,6 +160,7 @@ def performance_over_time(points: Sequence[Row], floor: float | None) -> go.Figu
                 y=[p["upper"] for p in banded] + [p["lower"] for p in reversed(banded)],
                 fill="toself",
                 fillcolor=BAND,
+                mode="lines",
                 line={"width": 0},
                 name="estimate's 95% band",
                 hoverinfo="skip",
@@ -162,13 +168,13 @@ def performance_over_time(points: Sequence[Row], floor: float | None) -> go.Figu
         )
     text = [_run_label(p) for p in points]
     for name, key, style in (
-        ("estimated (label-free)", "estimated", {"color": SAFE}),
-        ("realised", "realised", {"color": GOOD}),
+        ("estimated (label-free)", "estimated_f1", {"color": SAFE}),
+        ("realised", "realised_f1", {"color": GOOD}),
     ):
         fig.add_trace(
             go.Scatter(
                 x=[p["at"] for p in points],
-                y=[(p.get(key) or {}).get("f1") for p in points],
+                y=[p.get(key) for p in points],
                 mode="lines+markers",
                 name=name,
                 line=style,
@@ -199,4 +205,5 @@ def performance_over_time(points: Sequence[Row], floor: float | None) -> go.Figu
 def _run_label(row: Row) -> str:
     run = row.get("id", row.get("run_id"))
     version = row.get("model_version")
-    return f"run {run}" + (f", model v{version}" if version is not None else "")
+    name = "this run" if run is None else f"run {run}"  # not stored yet (a report's own)
+    return name + (f", model v{version}" if version is not None else "")

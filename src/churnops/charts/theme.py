@@ -24,10 +24,11 @@ TEMPLATE = go.layout.Template(
         "colorway": COLORWAY,
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
-        "margin": {"l": 60, "r": 30, "t": 50, "b": 50},
+        "margin": {"l": 60, "r": 30, "t": 80, "b": 50},
+        "title": {"x": 0.0, "xanchor": "left", "y": 0.97, "yanchor": "top"},
         "height": 360,
         "hovermode": "closest",
-        "legend": {"orientation": "h", "y": -0.2},
+        "legend": {"orientation": "h", "x": 0.0, "y": 1.0, "yanchor": "bottom"},
         "xaxis": {"gridcolor": "#eaeef2", "zerolinecolor": "#d0d7de", "automargin": True},
         "yaxis": {"gridcolor": "#eaeef2", "zerolinecolor": "#d0d7de", "automargin": True},
     }

@@ -77,6 +77,53 @@ def expected_roc_auc(p: np.ndarray) -> float | None:
     return float(right / pairs)
 
 
+def expected_confusion(
+    rows: int, mean_score: float | None, precision: float | None, recall: float | None
+) -> tuple[float, float, float, float] | None:
+    """Return the expected (TP, FP, FN, TN) of an estimated slice from what the store keeps.
+
+    The store keeps each slice's metrics, not its counts; with calibrated scores the
+    expected churners are ``rows * mean_score`` and precision and recall give the rest.
+    Nobody flagged (precision 0: every flagged row adds p > 0 to TP) means TP = FP = 0.
+    None when the slice lacks a number.
+    """
+    if not rows or mean_score is None or precision is None or recall is None:
+        return None
+    churners = rows * mean_score
+    tp = recall * churners
+    flagged = tp / precision if precision > 0 else 0.0
+    fn = churners - tp
+    return tp, max(flagged - tp, 0.0), fn, max(rows - flagged - fn, 0.0)
+
+
+def estimated_f1_band(
+    confusions: list[tuple[float, float, float, float]], z: float = 1.96
+) -> tuple[float, float] | None:
+    """Return the band the realised F1 should fall in if the estimate's assumption holds.
+
+    Under CBPE's own assumption (calibrated scores, customers churning independently) the
+    realised true positives and false negatives are sums of independent Bernoulli draws
+    over the flagged and the other rows; the band is F1 ± z sd by the delta method. The
+    variance of such a sum is at most that of a binomial with the same mean, ``TP·FP /
+    flagged`` (and ``FN·TN / unflagged``), which is all the stored metrics allow — so the
+    band is slightly conservative. It says how far chance alone may move the realised
+    F1; it cannot see concept drift, the estimate's real failure mode. ``confusions``
+    are disjoint slices (the run's windows), pooled.
+    """
+    if not confusions:
+        return None
+    tp, fp, fn = (float(sum(c[i] for c in confusions)) for i in range(3))
+    flagged, denominator = tp + fp, 2 * tp + fp + fn
+    if denominator <= 0:
+        return None
+    var_tp = sum(c[0] * c[1] / (c[0] + c[1]) for c in confusions if c[0] + c[1] > 0)
+    var_fn = sum(c[2] * c[3] / (c[2] + c[3]) for c in confusions if c[2] + c[3] > 0)
+    f1 = 2 * tp / denominator
+    d_tp, d_fn = 2 * (flagged + fn) / denominator**2, -2 * tp / denominator**2
+    half = z * float(np.sqrt(d_tp**2 * var_tp + d_fn**2 * var_fn))
+    return max(f1 - half, 0.0), min(f1 + half, 1.0)
+
+
 @dataclass(frozen=True)
 class Slice:
     """Metrics of one slice of the data: a time window or a segment level."""

@@ -1,39 +1,36 @@
 """The HTML monitoring report: our summary on top of an Evidently drift report.
 
 Our summary says what a person needs first (verdict, retrain decision and reasons, drifted
-features, performance against the champion's holdout); Evidently's DataDriftPreset below
-it shows each column's distributions. Evidently runs on a sample of at most
-``report_sample_rows`` rows per side: it is slow on large tables, and pictures of a
-distribution do not need a million rows. The statistics in the summary always use all rows.
-One self-contained file: our section is inserted at the top of Evidently's page.
+features, how drift and performance moved over the recent monitoring runs, performance
+against the champion's holdout); Evidently's DataDriftPreset below it shows each column's
+distributions. The history charts are the dashboard's own (:mod:`churnops.charts`), drawn
+from the same store reads, so the report and the Monitoring page show the same picture.
+Evidently runs on a sample of at most ``report_sample_rows`` rows per side: it is slow on
+large tables, and pictures of a distribution do not need a million rows. The statistics
+in the summary always use all rows. One self-contained file: our section (with its own
+copy of plotly.js, once) is inserted at the top of Evidently's page.
 """
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from churnops import charts
+from churnops.charts.html import Section, head, main, page
 from churnops.config import Settings
 from churnops.data.contract import DataContract
+from churnops.monitoring.store import band, feature_psi, performance_points, run_history
 
 if TYPE_CHECKING:
     from churnops.monitoring.result import MonitoringResult
 
-STYLE = """
-<style>
- .churnops-summary{font-family:system-ui,sans-serif;margin:24px;max-width:1100px}
- .churnops-summary table{border-collapse:collapse;margin:8px 0 20px}
- .churnops-summary td,.churnops-summary th{border:1px solid #ccc;padding:4px 10px;
-   text-align:right}
- .churnops-summary th{background:#f3f3f3}
- .churnops-summary td:first-child{text-align:left}
- .verdict-ok{color:#1a7f37}.verdict-drift{color:#9a6700}.verdict-retrain{color:#cf222e}
- .alert{background:#ffebe9}.warn{background:#fff8c5}
-</style>
-"""
+TITLE = "churnops monitoring report"
+HISTORY_RUNS = 30  # stored runs drawn before this one
+HEATMAP_RUNS = 10  # the PSI heat map's columns stay readable
 
 
 def write_report(
@@ -52,13 +49,14 @@ def write_report(
     except Exception as exc:  # a failing picture must not hide the verdict
         result.warnings.append(f"Evidently report failed: {exc}")
         evidently = None
-    summary = STYLE + summary_html(result)
+    sections = summary_sections(result, settings)
     if evidently is None:
-        page = f"<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>{summary}"
-        page += "<p>Evidently drift details unavailable: see warnings.</p></body></html>"
+        sections.append("<p>Evidently drift details unavailable: see warnings.</p>")
+        text = page(TITLE, sections)
     else:
-        page = _insert_after_body(evidently, summary)
-    path.write_text(page, encoding="utf-8")
+        sections.append("<hr><p>Drift details by Evidently (on a sample) follow.</p>")
+        text = _insert_after_body(evidently, head() + main(TITLE, sections))
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -95,13 +93,54 @@ def evidently_html(
         return file.read_text(encoding="utf-8")
 
 
-def summary_html(result: MonitoringResult) -> str:
-    """Return our summary section: verdict, decision, drift table, performance."""
+def summary_sections(result: MonitoringResult, settings: Settings) -> list[Section]:
+    """Return our summary: the verdict, the history charts, then the detail tables.
+
+    History comes from the store (this run is not stored yet, so it is added from the
+    result). A store that cannot be read costs the charts, never the verdict: the failure
+    is listed under warnings.
+    """
+    try:
+        history = history_sections(result, settings)
+    except Exception as exc:  # a failing picture must not hide the verdict
+        result.warnings.append(f"Monitoring history unavailable: {exc}")
+        history = []
+    return [verdict_html(result), *history, tables_html(result)]
+
+
+def history_sections(result: MonitoringResult, settings: Settings) -> list[Section]:
+    """Return drift share, PSI by feature and F1 over the recent runs and this one."""
+    runs = run_history(settings, limit=HISTORY_RUNS)
+    ids = [r["id"] for r in runs]
+    this_run: dict[str, Any] = {
+        "id": None,
+        "run_id": None,
+        "at": result.at,
+        "model_version": result.model_version,
+        "drift_share": result.drift.drift_share,
+        "retrain": result.decision.retrain,
+        "estimated_f1": result.estimated.get("f1"),
+        "realised_f1": (result.realised or {}).get("f1"),
+        "baseline_f1": result.baseline.get("f1"),
+        **band([w.to_dict() for w in result.windows]),
+    }
+    cells = feature_psi(settings, ids[-(HEATMAP_RUNS - 1) :]) + [
+        {"run_id": None, "feature": f.feature, "psi": f.psi, "drifted": f.drifted}
+        for f in result.drift.features
+    ]
+    points = [*performance_points(settings, ids), this_run]
+    return [
+        charts.drift_share_over_time([*runs, this_run], settings.drift_share_alert),
+        charts.psi_heatmap(cells, {None: "this run"}),
+        charts.performance_over_time(points, settings.f1_floor),
+    ]
+
+
+def verdict_html(result: MonitoringResult) -> str:
+    """Return what was compared, the verdict, the reasons and the drift in one line."""
     e = html.escape
     verdict = result.verdict
     parts = [
-        "<section class='churnops-summary'>",
-        "<h1>churnops monitoring report</h1>",
         f"<p>Model <b>{e(result.model_name)} v{e(result.model_version)}</b>; "
         f"current <b>{e(result.current_name)}</b> ({result.current_rows:,} rows, "
         f"{result.labelled_rows:,} labelled) vs reference <b>{e(result.reference_name)}</b> "
@@ -122,8 +161,16 @@ def summary_html(result: MonitoringResult) -> str:
         f"{result.prediction['high_risk_share']:.1%} (reference "
         f"{result.prediction['reference_high_risk_share']:.1%}).</p>"
     )
-    parts.append("<h3>Performance</h3><table><tr><th>metric</th><th>champion holdout</th>")
-    parts.append("<th>estimated (label-free)</th><th>realised</th></tr>")
+    return "\n".join(parts)
+
+
+def tables_html(result: MonitoringResult) -> str:
+    """Return performance vs the champion's holdout, per window, per feature, warnings."""
+    e = html.escape
+    parts = [
+        "<h3>Performance</h3><table><tr><th>metric</th><th>champion holdout</th>",
+        "<th>estimated (label-free)</th><th>realised</th></tr>",
+    ]
     for key in ("roc_auc", "pr_auc", "f1", "precision", "recall"):
         realised = (result.realised or {}).get(key)
         parts.append(
@@ -161,7 +208,6 @@ def summary_html(result: MonitoringResult) -> str:
         parts.append("<h3>Warnings</h3><ul>")
         parts += [f"<li>{e(w)}</li>" for w in result.warnings]
         parts.append("</ul>")
-    parts.append("<hr><p>Drift details by Evidently (on a sample) follow.</p></section>")
     return "\n".join(parts)
 
 
@@ -169,9 +215,9 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def _insert_after_body(page: str, section: str) -> str:
-    marker = page.find("<body")
+def _insert_after_body(document: str, section: str) -> str:
+    marker = document.find("<body")
     if marker < 0:
-        return section + page
-    end = page.find(">", marker) + 1
-    return page[:end] + section + page[end:]
+        return section + document
+    end = document.find(">", marker) + 1
+    return document[:end] + section + document[end:]

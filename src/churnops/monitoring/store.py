@@ -1,13 +1,23 @@
-"""Write monitoring results to the operational store and read the latest back."""
+"""Write monitoring results to the operational store and read them back.
+
+The reads are what the dashboard's Monitoring page and the report's history charts
+draw: plain dicts, oldest run first, so no page needs SQL.
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from churnops.config import Settings
+from churnops.monitoring.performance import (
+    PERFORMANCE_METRICS,
+    estimated_f1_band,
+    expected_confusion,
+)
 from churnops.store import (
     FeatureDriftRow,
     MonitoringRun,
@@ -111,6 +121,117 @@ def latest_run(settings: Settings) -> dict[str, Any] | None:
             "reasons": json.loads(run.reasons),
             "report_path": run.report_path,
         }
+
+
+def run_history(settings: Settings, limit: int = 100) -> list[dict[str, Any]]:
+    """Return the project model's latest ``limit`` monitoring runs, oldest first."""
+    with session_scope(settings) as session:
+        runs = session.scalars(
+            sa.select(MonitoringRun)
+            .where(MonitoringRun.model_name == settings.model_name)
+            .order_by(MonitoringRun.id.desc())
+            .limit(limit)
+        ).all()
+        return [
+            {
+                "id": run.id,
+                "at": _utc(run.at),
+                "model_version": run.model_version,
+                "current": run.current,
+                "drift_share": run.drift_share,
+                "drifted_features": json.loads(run.drifted_features),
+                "prediction_psi": run.prediction_psi,
+                "high_risk_share": run.high_risk_share,
+                "estimated_f1": run.estimated_f1,
+                "realised_f1": run.realised_f1,
+                "baseline_f1": run.baseline_f1,
+                "retrain": run.retrain,
+                "reasons": json.loads(run.reasons),
+                "report_path": run.report_path,
+                "mlflow_run_id": run.mlflow_run_id,
+            }
+            for run in reversed(runs)
+        ]
+
+
+def feature_psi(settings: Settings, run_ids: list[int]) -> list[dict[str, Any]]:
+    """Return each feature's PSI in the given runs (oldest run first, largest PSI first)."""
+    if not run_ids:
+        return []
+    with session_scope(settings) as session:
+        rows = session.execute(
+            sa.select(
+                FeatureDriftRow.run_id,
+                FeatureDriftRow.feature,
+                FeatureDriftRow.psi,
+                FeatureDriftRow.drifted,
+            )
+            .where(FeatureDriftRow.run_id.in_(run_ids))
+            .order_by(FeatureDriftRow.run_id, FeatureDriftRow.psi.desc())
+        ).all()
+    return [{"run_id": r, "feature": f, "psi": psi, "drifted": d} for r, f, psi, d in rows]
+
+
+def performance_points(settings: Settings, run_ids: list[int]) -> list[dict[str, Any]]:
+    """Return each run's F1 (estimated, realised, champion holdout) with the estimate's band.
+
+    ``lower``/``upper`` bound the realised F1 the estimate expects (see
+    :func:`~churnops.monitoring.performance.estimated_f1_band`), from the run's estimated
+    windows; ``windows`` are the run's per-window metrics, as stored.
+    """
+    if not run_ids:
+        return []
+    with session_scope(settings) as session:
+        runs = session.scalars(
+            sa.select(MonitoringRun).where(MonitoringRun.id.in_(run_ids)).order_by(MonitoringRun.id)
+        ).all()
+        windows = session.scalars(
+            sa.select(PerformanceWindow)
+            .where(PerformanceWindow.run_id.in_(run_ids))
+            .order_by(PerformanceWindow.run_id, PerformanceWindow.id)
+        ).all()
+        by_run: dict[int, list[dict[str, Any]]] = {}
+        for w in windows:
+            by_run.setdefault(w.run_id, []).append(
+                {
+                    "kind": w.kind,
+                    "window_start": w.window_start,
+                    "window_end": w.window_end,
+                    "rows": w.rows,
+                    "positive_rate": w.positive_rate,
+                    **{k: getattr(w, k) for k in PERFORMANCE_METRICS},
+                }
+            )
+        return [
+            {
+                "run_id": run.id,
+                "at": _utc(run.at),
+                "model_version": run.model_version,
+                "estimated_f1": run.estimated_f1,
+                "realised_f1": run.realised_f1,
+                "baseline_f1": run.baseline_f1,
+                **band(by_run.get(run.id, [])),
+                "windows": by_run.get(run.id, []),
+            }
+            for run in runs
+        ]
+
+
+def band(windows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Return ``lower``/``upper`` of the estimated F1 from a run's estimated windows."""
+    confusions = [
+        expected_confusion(w["rows"], w["positive_rate"], w["precision"], w["recall"])
+        for w in windows
+        if w["kind"] == "estimated"
+    ]
+    found = estimated_f1_band([c for c in confusions if c is not None])
+    lower, upper = found or (None, None)
+    return {"lower": lower, "upper": upper}
+
+
+def _utc(at: datetime) -> datetime:
+    """SQLite returns timestamps without their zone; they were written in UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _metrics(metrics: dict[str, float | None]) -> dict[str, float | None]:
