@@ -68,22 +68,33 @@ class RollbackResult:
 
 
 def promote(
-    settings: Settings, metric: str | None = None, min_delta: float | None = None
+    settings: Settings,
+    metric: str | None = None,
+    min_delta: float | None = None,
+    *,
+    actor: str | None = None,
 ) -> PromotionResult:
     """Score champion and challenger on the challenger's holdout; promote on a clear win.
 
     The whole comparison holds the champion lock: a champion that changed while the two
     were being scored would make the gate's verdict (and the event's "from") wrong.
+    ``actor`` is who asked, for the audit log (e.g. ``dashboard:<key name>``); default
+    the OS user.
     """
     metric = metric or settings.metric
     min_delta = settings.min_delta if min_delta is None else min_delta
     client = configure(settings)
     with champion_lock(settings) as session:
-        return _promote(session, settings, client, metric, min_delta)
+        return _promote(session, settings, client, metric, min_delta, actor)
 
 
 def _promote(
-    session: Session, settings: Settings, client: Any, metric: str, min_delta: float
+    session: Session,
+    settings: Settings,
+    client: Any,
+    metric: str,
+    min_delta: float,
+    actor: str | None,
 ) -> PromotionResult:
     import numpy as np
 
@@ -122,9 +133,9 @@ def _promote(
     event = (metric, scores["champion"], scores["challenger"])
     versions = (champion.version, challenger.version)
     if decision == "promoted":
-        record_champion(session, settings, client, *versions, decision, reason, *event)
+        record_champion(session, settings, client, *versions, decision, reason, *event, actor=actor)
     else:
-        record_event(session, settings, decision, *versions, reason, *event)
+        record_event(session, settings, decision, *versions, reason, *event, actor=actor)
     return PromotionResult(
         decision,
         reason,
@@ -152,19 +163,22 @@ def gate(champion: float, challenger: float, metric: str, min_delta: float) -> t
     )
 
 
-def rollback(settings: Settings, to_version: str | None = None) -> RollbackResult:
+def rollback(
+    settings: Settings, to_version: str | None = None, *, actor: str | None = None
+) -> RollbackResult:
     """Move ``champion`` back to the previous champion, or to ``to_version``.
 
     Reads the champion and its history under the champion lock, so concurrent rollbacks
-    each start from the champion the one before them left.
+    each start from the champion the one before them left. ``actor`` is who asked, for
+    the audit log; default the OS user.
     """
     client = configure(settings)
     with champion_lock(settings) as session:
-        return _rollback(session, settings, client, to_version)
+        return _rollback(session, settings, client, to_version, actor)
 
 
 def _rollback(
-    session: Session, settings: Settings, client: Any, to_version: str | None
+    session: Session, settings: Settings, client: Any, to_version: str | None, actor: str | None
 ) -> RollbackResult:
     current = get_version(settings, alias=CHAMPION).version
     history = champion_history(settings, client)
@@ -185,7 +199,7 @@ def _rollback(
         raise RegistryError(f"Version {current} is already the champion.")
     reason = f"rollback from v{current} to v{to_version}"
     _set_champion(settings, client, str(to_version), history)
-    record_event(session, settings, "rollback", current, str(to_version), reason)
+    record_event(session, settings, "rollback", current, str(to_version), reason, actor=actor)
     return RollbackResult(current, str(to_version), reason)
 
 
@@ -206,6 +220,8 @@ def record_champion(
     metric: str | None = None,
     from_score: float | None = None,
     to_score: float | None = None,
+    *,
+    actor: str | None = None,
 ) -> None:
     """Make ``to_version`` the champion, append it to the history, and record the event.
 
@@ -215,7 +231,16 @@ def record_champion(
     history = [*champion_history(settings, client), to_version]
     _set_champion(settings, client, to_version, history)
     record_event(
-        session, settings, action, from_version, to_version, reason, metric, from_score, to_score
+        session,
+        settings,
+        action,
+        from_version,
+        to_version,
+        reason,
+        metric,
+        from_score,
+        to_score,
+        actor=actor,
     )
 
 
@@ -236,8 +261,13 @@ def record_event(
     metric: str | None = None,
     from_score: float | None = None,
     to_score: float | None = None,
+    *,
+    actor: str | None = None,
 ) -> None:
-    """Add one registry decision to the store's ``registry_events`` (in the lock's session)."""
+    """Add one registry decision to the store's ``registry_events`` (in the lock's session).
+
+    ``actor`` None records the OS user (the CLI's and the pipeline's case).
+    """
     from churnops.store import RegistryEvent
 
     session.add(
@@ -251,7 +281,7 @@ def record_event(
             from_score=from_score,
             to_score=to_score,
             reason=reason,
-            actor=_actor(),
+            actor=actor or _os_user(),
         )
     )
 
@@ -288,7 +318,7 @@ def list_events(settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
         ]
 
 
-def _actor() -> str:
+def _os_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
