@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from churnops.batch.report import reason_text
 from churnops.cli import app
 
 pytestmark = pytest.mark.integration
@@ -40,9 +43,20 @@ def test_score_json_prints_the_run_row_and_report_formats_work(
     lines = as_csv.stdout.strip().splitlines()
     assert lines[0].startswith("risk_rank,customer_id,score,reasons")
     assert len(lines) == 4
-    as_html = cli_env.invoke(app, ["report", "high-risk", "--format", "html"])
-    assert as_html.stdout.startswith("<!doctype html>")
-    assert "<td>1</td>" in as_html.stdout
+    as_html = cli_env.invoke(app, ["report", "high-risk", "--top", "5", "--format", "html"])
+    page = as_html.stdout
+    assert page.startswith("<!DOCTYPE html>")
+    assert "High-risk customers, 2026-03-01" in page
+    # the dashboard's charts (score distribution, reason counts) on one plotly.js copy
+    assert page.count('class="plotly-graph-div"') == 2
+    assert len(re.findall(r"plotly\.js v\d+\.\d+\.\d+", page)) == 1
+    assert not re.search(r"<script[^>]+src=", page)  # opens offline
+    table = page[page.index("<table>") :]
+    assert table.count("<tr>") == 1 + 5  # header + the five riskiest
+    assert "<td>1</td>" in table
+    first = report["customers"][0]
+    assert f"<td class='text'>{html.escape(first['customer_id'])}</td>" in table
+    assert html.escape(reason_text(first["reasons"])) in table
 
 
 @pytest.mark.parametrize(

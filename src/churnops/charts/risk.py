@@ -41,7 +41,7 @@ def score_distribution(
         ("below the threshold", ~above, MUTED),
         ("at or above the threshold", above, RISK),
     ):
-        if mask.any():
+        if counts[mask].sum() > 0:
             fig.add_trace(
                 go.Bar(
                     x=centres[mask],

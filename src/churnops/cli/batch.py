@@ -88,7 +88,7 @@ def high_risk_command(
 ) -> None:
     """List the high-risk customers to call: rank, score and top reasons."""
     from churnops.batch import high_risk
-    from churnops.batch.report import to_csv, to_html
+    from churnops.batch.report import to_csv
     from churnops.config import get_settings
     from churnops.errors import ConfigError
 
@@ -100,7 +100,9 @@ def high_risk_command(
     elif fmt == "csv":
         out.file.write(to_csv(report))
     elif fmt == "html":
-        out.file.write(to_html(report))
+        from churnops.charts.reports import high_risk_page
+
+        out.file.write(high_risk_page(report))
     else:
         print_high_risk(report)
 
