@@ -152,6 +152,12 @@ class Settings(BaseSettings):
     reasons_top: int = Field(
         10_000, ge=0, description="Batch runs store reasons for at least the N riskiest customers."
     )
+    score_segment_columns: list[str] | None = Field(
+        None,
+        description="Columns a batch run stores as each customer's segment (the dashboard's "
+        "filters): categorical (at most 12 levels) or boolean features of the champion's "
+        "contract, at most 6; None = the first 6 such columns in contract order.",
+    )
     spark_master: str = Field("local[*]", description="Spark master for --engine spark.")
     batch_stale_minutes: float = Field(
         30.0,

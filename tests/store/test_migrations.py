@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,10 @@ from typer.testing import CliRunner
 
 from churnops.cli import app
 from churnops.config import Settings
-from churnops.store import Base, RegistryEvent, session_scope, upgrade
+from churnops.store import Base, RegistryEvent, ScoringRun, session_scope, upgrade
 from tests.batch.conftest import postgres_schema_url
 
-HEAD = "0007_audit_quarantine"
+HEAD = "0008_dashboard"
 
 
 def _check(url: str) -> None:
@@ -30,6 +31,7 @@ def _check(url: str) -> None:
         assert "churn_scores" in inspector.get_view_names()
         columns = {c["name"] for c in inspector.get_columns("churn_scores")}
         assert {"score", "high_risk", "risk_rank", "reasons", "run_id", "threshold"} <= columns
+        assert {"segment", "value"} <= columns
         assert inspector.get_pk_constraint("run_scores")["constrained_columns"] == [
             "run_id",
             "risk_rank",
@@ -87,7 +89,7 @@ def _alembic(url: str, action: str, revision: str) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     getattr(command, action)(config, revision)
 
 
@@ -198,3 +200,91 @@ def test_threads_racing_on_a_new_postgres_store_migrate_it_once() -> None:
     """The same race on a fresh PostgreSQL schema (an advisory lock serialises migrations)."""
     for url in postgres_schema_url():
         _race(url)
+
+
+def _old_store(url: str) -> None:
+    """Fill a store at 0007 with one scored date: two customers, one with reasons."""
+    _alembic(url, "upgrade", "0007_audit_quarantine")
+    engine = sa.create_engine(url)
+    run = {
+        "id": 3,
+        "started_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "status": "succeeded",
+        "scoring_date": date(2026, 1, 1),
+        "source": "old.parquet",
+        "engine": "pandas",
+        "model_name": "m",
+        "model_version": "2",
+        "threshold": 0.5,
+        "rows_in": 2,
+        "rows_scored": 2,
+        "rows_rejected": 0,
+        "high_risk": 1,
+    }
+    reasons = json.dumps([{"feature": "tenure", "contribution": 0.7}])
+    with engine.begin() as conn:
+        conn.execute(ScoringRun.__table__.insert(), run)  # type: ignore[attr-defined]
+        conn.execute(
+            sa.text(
+                "INSERT INTO run_scores (run_id, risk_rank, customer_id, score, reasons) "
+                "VALUES (3, 1, 'old-a', 0.9, :r), (3, 2, 'old-b', 0.2, NULL)"
+            ),
+            {"r": reasons},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO scoring_dates (scoring_date, run_id, swapped_at) VALUES (:d, 3, :t)"
+            ),
+            {"d": date(2026, 1, 1), "t": datetime(2026, 1, 1, tzinfo=UTC)},
+        )
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store left at 0007 by an older churnops, with one scored date."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        _old_store(url)
+        yield url
+    else:
+        for url in postgres_schema_url():
+            _old_store(url)
+            yield url
+
+
+def test_runs_scored_before_0008_still_display_and_are_found(
+    old_store: str, tmp_path: Path
+) -> None:
+    """0007 -> 0008 keeps old rows (no segment, no value), shows them and finds customers."""
+    from churnops.batch import risk
+
+    _alembic(old_store, "upgrade", "head")
+    settings = Settings(home=tmp_path / "home", database_url=old_store)
+    overview = risk.risk_overview(settings)
+    assert (overview["scored"], overview["above_threshold"]) == (2, 1)
+    assert overview["segments"] == {}
+    assert overview["revenue_at_risk"] is None
+    page = risk.risk_page(settings, None, risk.RiskFilter(above_threshold=False))
+    assert [(r["customer_id"], r["segments"], r["value"]) for r in page["rows"]] == [
+        ("old-a", {}, None),
+        ("old-b", {}, None),
+    ]
+    assert page["rows"][0]["reason_text"] == "tenure raises risk"  # stored without a value
+    history = risk.customer_history(settings, "old-b")  # the key blocks were written
+    assert [(h["scoring_date"], h["risk_rank"], h["high_risk"]) for h in history] == [
+        ("2026-01-01", 2, False)
+    ]
+    engine = sa.create_engine(old_store)
+    with engine.connect() as conn:
+        view = conn.execute(sa.text("SELECT customer_id, segment, value FROM churn_scores"))
+        assert sorted(tuple(r) for r in view) == [("old-a", None, None), ("old-b", None, None)]
+    engine.dispose()
+    _alembic(old_store, "downgrade", "0007_audit_quarantine")
+    engine = sa.create_engine(old_store)
+    with engine.connect() as conn:
+        assert "segment" not in {c["name"] for c in sa.inspect(conn).get_columns("run_scores")}
+        assert "customer_keys" not in sa.inspect(conn).get_table_names()
+        rows = conn.execute(sa.text("SELECT customer_id, score FROM churn_scores ORDER BY 1"))
+        assert [tuple(r) for r in rows] == [("old-a", 0.9), ("old-b", 0.2)]
+    engine.dispose()

@@ -8,16 +8,19 @@ engines produce the same scores by construction.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnops.data.contract import DataContract
 from churnops.data.distinct import one_array
+from churnops.data.judged import JudgedFrame
 from churnops.data.validation import validate
 from churnops.errors import DataValidationError
+from churnops.features.segments import SegmentKey, segment_codes, segment_key
 from churnops.scoring.fast import FastScorer
 from churnops.scoring.model import ScoringModel
 
@@ -27,11 +30,84 @@ SCORE_COLUMNS = ["customer_id", "score", "high_risk"]
 REJECT_COLUMNS = ["row_number", "customer_id", "reason"]
 
 
+@dataclass(frozen=True)
+class RowExtras:
+    """What a run stores beside each score for the dashboard: segment code, customer value.
+
+    ``segment`` only when the run has segment columns, ``value`` only when a value column
+    is configured: a run without them writes (and binds) nothing more than before.
+    """
+
+    segments: SegmentKey = field(default_factory=SegmentKey)
+    value_column: str | None = None
+
+    @classmethod
+    def build(
+        cls, contract: DataContract, segment_columns: list[str] | None, value_column: str | None
+    ) -> RowExtras:
+        """Return a run's extras; columns that cannot serve are skipped with a warning.
+
+        A value column must hold numbers: a categorical or boolean feature cannot.
+        (Whether a column of the source holds numbers at all is known after scoring.)
+        """
+        key = segment_key(contract, segment_columns)
+        spec = next((c for c in contract.features if c.name == value_column), None)
+        if spec is not None and spec.kind != "numeric":
+            warning = (
+                f"customer_value_column {value_column!r} is a {spec.kind} feature, not a "
+                "number: no customer values stored."
+            )
+            return cls(key.warn(warning), None)
+        return cls(key, value_column)
+
+    @property
+    def fields(self) -> list[pa.Field]:
+        """Return the extra score columns a chunk result carries, in storage order."""
+        return [
+            *([pa.field("segment", pa.int64())] if self.segments.segments else []),
+            *([pa.field("value", pa.float64())] if self.value_column else []),
+        ]
+
+    @property
+    def columns(self) -> list[str]:
+        """Return the names of :attr:`fields`."""
+        return [f.name for f in self.fields]
+
+    def compute(
+        self, frame: pd.DataFrame, judged: JudgedFrame, model: ScoringModel, rows: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        """Return the extra columns of the scored ``rows`` (all rows when None)."""
+        out = {}
+        if self.segments.segments:
+            out["segment"] = segment_codes(self.segments, judged, model.encoder.rules, rows)
+        if self.value_column:
+            n = len(frame) if rows is None else len(rows)
+            if self.value_column in frame.columns:
+                values = customer_values(frame[self.value_column])
+                out["value"] = values if rows is None else values[rows]
+            else:
+                out["value"] = np.full(n, np.nan)
+        return out
+
+
+def customer_values(cells: pd.Series) -> np.ndarray:
+    """Return a source column's cells as float64: NaN (stored as NULL) where not a number.
+
+    Numbers written as text (CSV, Spark's CSV reader) are read; flags, categories and
+    infinities are not customer values.
+    """
+    if pd.api.types.is_bool_dtype(cells.dtype) or isinstance(cells.dtype, pd.CategoricalDtype):
+        return np.full(len(cells), np.nan)
+    numbers = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers[~np.isfinite(numbers)] = np.nan
+    return numbers
+
+
 @dataclass
 class ChunkResult:
     """What one chunk produced: scored rows and rejected rows."""
 
-    scores: pd.DataFrame  # SCORE_COLUMNS
+    scores: pd.DataFrame  # SCORE_COLUMNS, then the run's RowExtras columns
     rejected: pd.DataFrame  # REJECT_COLUMNS
 
     @property
@@ -104,6 +180,7 @@ def score_chunk(
     offset: int,
     top: TopCandidates,
     buffer: np.ndarray | None = None,
+    extras: RowExtras | None = None,
 ) -> ChunkResult:
     """Validate and score ``frame`` (rows ``offset..``); invalid rows become rejections.
 
@@ -111,7 +188,8 @@ def score_chunk(
     compiled LightGBM trees, XGBoost inplace predict, a folded logistic dot product),
     built once per run or Spark task. The riskiest rows are offered to ``top``, to be
     explained once the run's top is known. ``buffer`` (see :func:`encode_buffer`) is
-    reused for the encoded rows, which do not outlive the call.
+    reused for the encoded rows, which do not outlive the call. ``extras`` adds the
+    scored rows' segment codes and customer values, read from the same judged columns.
     """
     model = scorer.model
     contract = model.contract
@@ -152,8 +230,12 @@ def score_chunk(
     good_ids = ids.take(good) if good is not None else ids
     top.offer(good_ids, p, X, high)
     scores = pd.DataFrame(
-        {"customer_id": pd.arrays.ArrowExtensionArray(good_ids), "score": p, "high_risk": high},
-        columns=SCORE_COLUMNS,
+        {
+            "customer_id": pd.arrays.ArrowExtensionArray(good_ids),
+            "score": p,
+            "high_risk": high,
+            **(extras.compute(frame, checked.judged, model, good) if extras else {}),
+        }
     )
     return ChunkResult(scores, rejected)
 

@@ -7,6 +7,7 @@ module only says when.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -18,7 +19,13 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from churnops.batch import runs
-from churnops.batch.chunk import ChunkResult, TopCandidates, encode_buffer, score_chunk
+from churnops.batch.chunk import (
+    ChunkResult,
+    RowExtras,
+    TopCandidates,
+    encode_buffer,
+    score_chunk,
+)
 from churnops.batch.memory import arrow_pool_for_batches
 from churnops.batch.prefetch import ahead
 from churnops.batch.ranking import RunRanker
@@ -27,6 +34,7 @@ from churnops.batch.writer import PausePoint, make_writer, pause
 from churnops.config import Settings
 from churnops.errors import ChurnopsError, ConfigError, DataValidationError
 
+log = logging.getLogger("churnops.batch")
 Engine = Literal["pandas", "spark"]
 ENGINES = ("pandas", "spark")
 ProgressFn = Callable[[str, int, int], None]
@@ -50,8 +58,10 @@ def score(
     """Score every customer of a source with the champion into ``churn_scores`` for a date.
 
     Invalid rows go to ``rejected_rows`` and the run goes on, unless more than
-    ``settings.max_rejected_share`` of the rows are invalid. Returns the ``scoring_runs``
-    row of the run as a dict.
+    ``settings.max_rejected_share`` of the rows are invalid. Each score is stored with
+    the customer's segment code and value (see :class:`RowExtras`). Returns the
+    ``scoring_runs`` row of the run as a dict, with ``warnings`` about segment and value
+    columns that were skipped.
 
     Args:
         settings: where the registry and the store are.
@@ -78,6 +88,11 @@ def score(
     started = time.perf_counter()
     counts = {"rows_in": 0, "rows_scored": 0, "rows_rejected": 0, "high_risk": 0}
     hook = PausePoint(settings.batch_test_pause_at, settings.batch_test_pause)
+    extras = RowExtras.build(
+        model.contract, settings.score_segment_columns, settings.customer_value_column
+    )
+    for warning in extras.segments.warnings:
+        log.warning(warning)
     settings.home.mkdir(parents=True, exist_ok=True)
     with runs.claim(  # one run per date: a second one is refused (RunInProgressError)
         store,
@@ -88,6 +103,8 @@ def score(
         model_name=version.name,
         model_version=version.version,
         threshold=float(model.threshold),
+        segments=extras.segments.to_json(),
+        value_column=extras.value_column,
     ) as run_id:
         try:
             with (
@@ -95,12 +112,21 @@ def score(
                 arrow_pool_for_batches(),
                 tempfile.TemporaryDirectory(prefix="scoring-run-", dir=settings.home) as scratch,
             ):
-                ranker = RunRanker(Path(scratch), settings.batch_chunk_rows)
+                ranker = RunRanker(Path(scratch), settings.batch_chunk_rows, extras.fields)
                 candidates = TopCandidates(settings.reasons_top)
-                results = _results(engine, model, reader, settings, spark_master, candidates)
+                results = _results(
+                    engine, model, reader, settings, spark_master, candidates, extras
+                )
+                values_seen = 0
                 for n, result in enumerate(results, start=1):
                     scores = result.scores
-                    ranker.add(pa.array(scores["customer_id"]), scores["score"].to_numpy())
+                    ranker.add(
+                        pa.array(scores["customer_id"]),
+                        scores["score"].to_numpy(),
+                        {c: scores[c].to_numpy() for c in extras.columns},
+                    )
+                    if extras.value_column:
+                        values_seen += int(scores["value"].notna().sum())
                     runs.record_rejected(store, run_id, result.rejected)
                     counts["rows_in"] += result.rows_in
                     counts["rows_scored"] += len(scores)
@@ -121,6 +147,8 @@ def score(
                         f"{DUPLICATE_IDS} Repeated ids include: {', '.join(map(repr, repeated))}.",
                         {"duplicate_ids": repeated},
                     )
+                stored = _values_or_none(store, run_id, extras, values_seen)
+                columns = ["risk_rank", "customer_id", "score", *stored.columns]
                 top = _TopRanks(settings.reasons_top)
                 with (
                     make_writer(url, hook, settings.sqlite_busy_seconds) as writer,
@@ -132,11 +160,12 @@ def score(
                     previous = writer.swap(
                         run_id,
                         day,
-                        top.tap(
-                            ahead(ranker.ranked(), depth=1)
-                        ),  # sort the next partition meanwhile
+                        top.tap(  # the next partition is sorted meanwhile
+                            ahead((t.select(columns) for t in ranker.ranked()), depth=1)
+                        ),
                         _written(counts, progress),
                         lambda: top.reasons(explained.result()),
+                        ranker.key_blocks,
                     )
                     runs.finish(store, run_id, "succeeded", counts, started, reader.digest)
                     writer.purge(previous)  # already invisible; deleted outside the swap
@@ -159,17 +188,37 @@ def _results(
     settings: Settings,
     spark_master: str | None,
     candidates: TopCandidates,
+    extras: RowExtras,
 ) -> Iterator[ChunkResult]:
     """Return the engine's chunk results, produced in a thread ahead of the consumer.
 
-    Both engines hand the riskiest rows to ``candidates`` (explained after scoring).
+    Both engines hand the riskiest rows to ``candidates`` (explained after scoring) and
+    add ``extras`` to every scored row.
     """
     if engine == "spark":
         from churnops.batch.spark import spark_results
 
         master = spark_master or settings.spark_master
-        return ahead(spark_results(model, reader, settings, master, candidates))
-    return ahead(_pandas_results(model, reader, candidates))
+        return ahead(spark_results(model, reader, settings, master, candidates, extras))
+    return ahead(_pandas_results(model, reader, candidates, extras))
+
+
+def _values_or_none(store: Any, run_id: int, extras: RowExtras, values_seen: int) -> RowExtras:
+    """Return the extras to store: without ``value`` when the source gave no number in it.
+
+    Known only once every row was read (a column absent from the source, or holding
+    text); the run's record says so before its rows become visible.
+    """
+    if not extras.value_column or values_seen:
+        return extras
+    warning = (
+        f"customer_value_column {extras.value_column!r} holds no numbers in the source "
+        "(absent, or not numeric): no customer values stored."
+    )
+    log.warning(warning)
+    stored = RowExtras(extras.segments.warn(warning), None)
+    runs.describe(store, run_id, stored.segments.to_json(), None)
+    return stored
 
 
 class _TopRanks:
@@ -213,7 +262,7 @@ def _written(counts: dict[str, int], progress: ProgressFn | None) -> Callable[[i
 
 
 def _pandas_results(
-    model: Any, reader: ChunkedSource, candidates: TopCandidates
+    model: Any, reader: ChunkedSource, candidates: TopCandidates, extras: RowExtras
 ) -> Iterator[ChunkResult]:
     from churnops.scoring.fast import FastScorer
 
@@ -221,7 +270,7 @@ def _pandas_results(
     buffer = encode_buffer(model, reader.chunk_rows)
     categorical = [f.name for f in model.contract.features if f.kind == "categorical"]
     for chunk in reader.chunks(categorical, ids=model.contract.id):
-        yield score_chunk(scorer, chunk.frame, chunk.offset, candidates, buffer)
+        yield score_chunk(scorer, chunk.frame, chunk.offset, candidates, buffer, extras)
 
 
 def _check_rejected(counts: dict[str, int], total: int | None, max_share: float) -> None:

@@ -10,7 +10,8 @@ scratch folder and ranked as an external bucket sort:
 2. The histogram cuts the score range into partitions of at most ``part_rows`` rows
    (a partition only exceeds it when more rows share one histogram bin).
 3. :meth:`RunRanker.ranked` routes every spilled row to its partition, then sorts the
-   partitions one at a time, riskiest first, and yields them with their ranks.
+   partitions one at a time, riskiest first, and yields them with their ranks; the ids'
+   hashes and ranks go to the run's customer-key blocks (:meth:`RunRanker.key_blocks`).
 
 Customer ids must be unique within a run (one score per customer per date): the hash
 buckets are checked one at a time by :meth:`RunRanker.duplicates`, exactly (a hash
@@ -20,43 +21,59 @@ the number of rows; the scratch files hold about 30 bytes per row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnops.batch.keys import KeyIndex
 from churnops.data.distinct import one_array, string_hashes
 
 BINS = 1 << 16  # score histogram resolution: 1.5e-5 wide bins
 HASH_BUCKETS = 64
-SPILL_SCHEMA = pa.schema([("customer_id", pa.string()), ("score", pa.float64())])
-RANKED_SCHEMA = pa.schema([("risk_rank", pa.int64()), *SPILL_SCHEMA])
+SPILL_FIELDS = [pa.field("customer_id", pa.string()), pa.field("score", pa.float64())]
 
 
 class RunRanker:
-    """Collect a run's scored rows, then give them back ranked, partition by partition."""
+    """Collect a run's scored rows, then give them back ranked, partition by partition.
 
-    def __init__(self, folder: Path, part_rows: int) -> None:
+    ``extra`` fields (a segment code, a customer value) travel with each row untouched.
+    """
+
+    def __init__(self, folder: Path, part_rows: int, extra: Sequence[pa.Field] = ()) -> None:
         self.folder = folder
         self.part_rows = max(1, part_rows)
         self.rows = 0
         self.histogram = np.zeros(BINS, dtype=np.int64)
-        self._spill = pa.ipc.new_stream(folder / "spill.arrow", SPILL_SCHEMA)
+        self.extra = list(extra)
+        self.spill_schema = pa.schema([*SPILL_FIELDS, *self.extra])
+        self.ranked_schema = pa.schema([pa.field("risk_rank", pa.int64()), *self.spill_schema])
+        self._spill = pa.ipc.new_stream(folder / "spill.arrow", self.spill_schema)
         self._hashes = [(folder / f"ids-{b}.u64").open("wb") for b in range(HASH_BUCKETS)]
 
-    def add(self, customer_ids: pa.Array | pa.ChunkedArray, scores: np.ndarray) -> None:
-        """Spill one chunk of scored rows (ids as Arrow text, probabilities)."""
+    def add(
+        self,
+        customer_ids: pa.Array | pa.ChunkedArray,
+        scores: np.ndarray,
+        extra: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Spill one chunk of scored rows (ids as Arrow text, probabilities, ``extra`` fields).
+
+        NaN in a float extra field becomes null (stored as NULL).
+        """
         if len(scores) == 0:
             return
         customer_ids = one_array(customer_ids)
+        extra = extra or {}
         batch = pa.record_batch(
             [
                 customer_ids.cast(pa.string()),
                 pa.array(scores, type=pa.float64()),
+                *(pa.array(extra[f.name], type=f.type, from_pandas=True) for f in self.extra),
             ],
-            schema=SPILL_SCHEMA,
+            schema=self.spill_schema,
         )
         self._spill.write_batch(batch)
         self.histogram += np.bincount(_bins(scores), minlength=BINS)
@@ -99,11 +116,12 @@ class RunRanker:
         return sorted(c for c, n in seen.items() if n > 1)[:limit]
 
     def ranked(self) -> Iterator[pa.Table]:
-        """Yield the run in rank order as tables of ``RANKED_SCHEMA``."""
+        """Yield the run in rank order as tables of ``ranked_schema``."""
         self.close()
         bin_part, parts = _partitions(self.histogram, self.part_rows)
         writers = [
-            pa.ipc.new_stream(self.folder / f"part-{p}.arrow", SPILL_SCHEMA) for p in range(parts)
+            pa.ipc.new_stream(self.folder / f"part-{p}.arrow", self.spill_schema)
+            for p in range(parts)
         ]
         for batch in self._batches(self.folder / "spill.arrow"):
             part = bin_part[_bins(batch.column(1).to_numpy())]
@@ -115,6 +133,7 @@ class RunRanker:
         for writer in writers:
             writer.close()
         (self.folder / "spill.arrow").unlink()
+        self._keys = KeyIndex(self.folder)
         rank = 0
         for p in range(parts):  # partition 0 holds the highest scores
             path = self.folder / f"part-{p}.arrow"
@@ -127,9 +146,18 @@ class RunRanker:
             table = table.take(pc.sort_indices(table, sort_keys=keys))
             ranks = np.arange(rank + 1, rank + table.num_rows + 1, dtype=np.int64)
             rank += table.num_rows
-            yield pa.Table.from_arrays(
-                [pa.array(ranks), *table.columns], schema=RANKED_SCHEMA
+            ranked = pa.Table.from_arrays(
+                [pa.array(ranks), *table.columns], schema=self.ranked_schema
             ).combine_chunks()
+            self._keys.add(ranked.column("customer_id"), ranks)
+            yield ranked
+
+    def key_blocks(self) -> Iterator[tuple[int, bytes]]:
+        """Yield the run's customer-key blocks (see :mod:`churnops.batch.keys`).
+
+        Call once :meth:`ranked` is exhausted: every ranked row has been added by then.
+        """
+        return self._keys.blocks()
 
     @staticmethod
     def _batches(path: Path) -> Iterator[pa.RecordBatch]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -66,7 +67,7 @@ def high_risk(
 
 
 def to_csv(report: dict[str, Any]) -> str:
-    """Render a report as CSV, reasons as ``feature(+0.42); …``."""
+    """Render a report as CSV, reasons as sentences (``tenure = 2 raises risk; …``)."""
     import csv
     import io
 
@@ -79,7 +80,7 @@ def to_csv(report: dict[str, Any]) -> str:
                 row["risk_rank"],
                 row["customer_id"],
                 f"{row['score']:.4f}",
-                reason_text(row),
+                reason_text(row["reasons"]),
                 row["model_version"],
             ]
         )
@@ -105,6 +106,44 @@ def to_html(report: dict[str, Any]) -> str:
     )
 
 
-def reason_text(row: dict[str, Any]) -> str:
-    """Return a row's reasons as ``feature(+0.42); …``."""
-    return "; ".join(f"{r['feature']}({r['contribution']:+.2f})" for r in row["reasons"])
+def reason_text(reasons: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> str:
+    """Return reasons as sentences for people, joined by ``; `` (see :func:`reason_sentence`).
+
+    A report row (a mapping with ``reasons``) is accepted too: ``churnops report
+    high-risk``'s table passes its rows.
+    """
+    if isinstance(reasons, Mapping):
+        reasons = reasons["reasons"]
+    return "; ".join(reason_sentence(r) for r in reasons)
+
+
+def reason_sentence(reason: Mapping[str, Any]) -> str:
+    """Return one reason as a person reads it: ``contract = Month-to-month raises risk``.
+
+    The contribution's sign says the direction; its size (log-odds) means little to a
+    retention team, so it is left out. A missing value reads ``contract (missing)``;
+    reasons stored before values were kept (no ``value`` key) name the feature alone.
+    """
+    feature = reason["feature"]
+    if "value" not in reason:
+        subject = feature
+    elif reason["value"] is None:
+        subject = f"{feature} (missing)"
+    else:
+        subject = f"{feature} = {_compact(reason['value'])}"
+    contribution = reason["contribution"]
+    if contribution > 0:
+        return f"{subject} raises risk"
+    if contribution < 0:
+        return f"{subject} lowers risk"
+    return f"{subject} does not change risk"
+
+
+def _compact(value: Any) -> str:
+    """Write numbers compactly (whole numbers without decimals, else 3 significant digits)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if float(value).is_integer():
+        return str(int(value))
+    rounded = float(f"{value:.3g}")
+    return str(int(rounded)) if rounded.is_integer() else f"{rounded:g}"

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from churnops.config import Settings
 from churnops.errors import RunInProgressError
+from churnops.features.segments import SegmentKey
 from churnops.store.text import storable
 
 log = logging.getLogger("churnops.batch")
@@ -211,6 +212,17 @@ def finish(
         )
 
 
+def describe(store: sa.Engine, run_id: int, segments: str, value_column: str | None) -> None:
+    """Record how a run's segment codes read (SegmentKey JSON) and where its values came from."""
+    runs = _table()
+    with store.begin() as conn:
+        conn.execute(
+            runs.update()
+            .where(runs.c.id == run_id)
+            .values(segments=segments, value_column=value_column)
+        )
+
+
 def status(store: sa.Engine, run_id: int) -> str | None:
     """Return a run's status, so a failure after a committed swap does not reopen it."""
     runs = _table()
@@ -279,9 +291,10 @@ def sweep(store: sa.Engine, stale_after: timedelta = timedelta(minutes=30)) -> d
     are normally deleted right after the swap; if that was interrupted, they are deleted
     here. Runs still running are never touched: their rows are not committed yet.
     """
-    from churnops.store.tables import RunScore, ScoringDate
+    from churnops.store.tables import CustomerKeys, RunScore, ScoringDate
 
     runs, rows, dates = _table(), RunScore.__table__, ScoringDate.__table__
+    keys = CustomerKeys.__table__
     host = socket.gethostname()
     now = datetime.now(UTC)
     with store.begin() as conn:
@@ -307,6 +320,7 @@ def sweep(store: sa.Engine, stale_after: timedelta = timedelta(minutes=30)) -> d
             .where(runs.c.id.not_in(sa.select(dates.c.run_id)))
         )
         deleted = conn.execute(rows.delete().where(rows.c.run_id.in_(replaced))).rowcount
+        conn.execute(keys.delete().where(keys.c.run_id.in_(replaced)))
     return {"abandoned": len(dead), "rows_deleted": max(deleted or 0, 0)}
 
 
@@ -362,9 +376,13 @@ def list_runs(settings: Settings, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def _plain(row: Any) -> dict[str, Any]:
+    """Return a run as JSON-friendly values: segments as ``{column: [levels]}`` + warnings."""
     out = {}
     for key, value in dict(row).items():
         if isinstance(value, datetime | date):
             value = value.isoformat()
         out[key] = value
+    segments = SegmentKey.from_json(out["segments"])
+    out["segments"] = segments.levels()
+    out["warnings"] = list(segments.warnings)
     return out

@@ -23,16 +23,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnops.batch.chunk import REJECT_COLUMNS, ChunkResult, TopCandidates, score_chunk
+from churnops.batch.chunk import (
+    REJECT_COLUMNS,
+    SCORE_COLUMNS,
+    ChunkResult,
+    RowExtras,
+    TopCandidates,
+    score_chunk,
+)
 from churnops.batch.sources import ChunkedSource
 from churnops.config import Settings
 from churnops.errors import ConfigError
 
 OUTPUT_SCHEMA = (
-    "customer_id string, score double, high_risk boolean, row_number long, reason string, "
-    "features binary"
+    "customer_id string, score double, high_risk boolean, segment long, value double, "
+    "row_number long, reason string, features binary"
 )
-OUTPUT_COLUMNS = ["customer_id", "score", "high_risk", "row_number", "reason", "features"]
+OUTPUT_COLUMNS = [
+    "customer_id",
+    "score",
+    "high_risk",
+    "segment",
+    "value",
+    "row_number",
+    "reason",
+    "features",
+]
 ROW_COLUMN = "_churnops_row"
 
 
@@ -61,10 +77,12 @@ def spark_results(
     settings: Settings,
     master: str,
     candidates: TopCandidates,
+    extras: RowExtras,
 ) -> Iterator[ChunkResult]:
     """Score ``reader``'s source on Spark and yield the staged results chunk by chunk.
 
-    The tasks' candidates for reasons are merged into ``candidates``.
+    The tasks' candidates for reasons are merged into ``candidates``; each scored row
+    carries the run's ``extras`` (segment code, customer value).
     """
     if reader.kind == "sql":
         raise ConfigError(
@@ -78,11 +96,12 @@ def spark_results(
         staged = scratch / "staged"
         try:
             frame = _read(spark, reader)
-            scored = frame.mapInPandas(task_scorer(model, settings.reasons_top), OUTPUT_SCHEMA)
+            scorer = task_scorer(model, settings.reasons_top, extras)
+            scored = frame.mapInPandas(scorer, OUTPUT_SCHEMA)
             scored.write.parquet(str(staged))
         finally:
             spark.stop()
-        yield from _read_staged(staged, settings.batch_chunk_rows, candidates)
+        yield from _read_staged(staged, settings.batch_chunk_rows, candidates, extras)
 
 
 def _read(spark: Any, reader: ChunkedSource) -> Any:
@@ -105,7 +124,7 @@ def _read(spark: Any, reader: ChunkedSource) -> Any:
     return frame.withColumn(ROW_COLUMN, F.monotonically_increasing_id())
 
 
-def task_scorer(model: Any, reasons_top: int) -> Any:
+def task_scorer(model: Any, reasons_top: int, extras: RowExtras | None = None) -> Any:
     """Return the ``mapInPandas`` function: score each batch, then send the task's top k."""
 
     def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -115,7 +134,7 @@ def task_scorer(model: Any, reasons_top: int) -> Any:
         top = TopCandidates(reasons_top)  # per task; the driver merges them
         for batch in batches:
             rows = batch.pop(ROW_COLUMN).to_numpy()
-            result = score_chunk(scorer, batch.reset_index(drop=True), 0, top)
+            result = score_chunk(scorer, batch.reset_index(drop=True), 0, top, extras=extras)
             ids = result.scores["customer_id"].astype(object)  # Spark's Arrow writer wants text
             scores = result.scores.assign(customer_id=ids, row_number=None, reason=None)
             rejected = result.rejected.assign(
@@ -124,14 +143,17 @@ def task_scorer(model: Any, reasons_top: int) -> Any:
                 high_risk=None,
             )
             parts = [scores, rejected] if len(rejected) else [scores]
-            yield pd.concat(parts, ignore_index=True).assign(features=None)[OUTPUT_COLUMNS]
+            frame = pd.concat(parts, ignore_index=True).assign(features=None)
+            yield frame.reindex(columns=OUTPUT_COLUMNS)  # columns a row lacks are null
         candidates = top.frame().assign(high_risk=True, row_number=None, reason=None)
-        yield candidates[OUTPUT_COLUMNS]
+        yield candidates.reindex(columns=OUTPUT_COLUMNS)
 
     return score_batches
 
 
-def _read_staged(staged: Path, chunk_rows: int, candidates: TopCandidates) -> Iterator[ChunkResult]:
+def _read_staged(
+    staged: Path, chunk_rows: int, candidates: TopCandidates, extras: RowExtras
+) -> Iterator[ChunkResult]:
     import pyarrow.dataset as ds
 
     dataset = ds.dataset(str(staged), format="parquet")
@@ -141,7 +163,7 @@ def _read_staged(staged: Path, chunk_rows: int, candidates: TopCandidates) -> It
         candidates.offer_frame(frame.loc[offered])
         frame = frame.loc[~offered]
         bad = frame["reason"].notna()
-        scores = frame.loc[~bad, ["customer_id", "score", "high_risk"]]
+        scores = frame.loc[~bad, [*SCORE_COLUMNS, *extras.columns]]
         scores = scores.astype({"high_risk": bool}).reset_index(drop=True)
         rejected = frame.loc[bad, REJECT_COLUMNS].reset_index(drop=True)
         yield ChunkResult(scores, rejected)

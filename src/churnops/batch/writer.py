@@ -15,18 +15,23 @@ are already invisible), so a re-run costs no more than a first run inside the sw
 SQLite inserts 100 rows per statement (a tenth of the per-row statement overhead of
 ``executemany``); PostgreSQL streams CSV written by Arrow through ``COPY … FROM STDIN``.
 Rows go in without reasons (most have none, and binding a NULL per row costs ~40%); the
-top ranks' reasons are set by primary key at the end of the same transaction.
+top ranks' reasons are set by primary key at the end of the same transaction. The columns
+written are the ranked tables' own: ``segment`` and ``value`` only when the run has them.
+The run's customer-key blocks (a few hundred rows, :mod:`churnops.batch.keys`) join the
+same transaction, so a customer's history finds exactly the runs the dates show.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -36,11 +41,13 @@ import sqlalchemy as sa
 from churnops.errors import ConfigError
 from churnops.store.database import BUSY_SECONDS, sqlite_pragmas
 
-COLUMNS = "(run_id, risk_rank, customer_id, score)"
-ROWS_PER_STATEMENT = 100  # 400 bound values: within every SQLite build's variable limit
+ROWS_PER_STATEMENT = 100  # ≤ 500 bound values: within every SQLite build's variable limit
 RowsWritten = Callable[[int], None]
 LateReasons = Callable[[], list[tuple[int, str]]]
+KeyBlocks = Callable[[], Iterable[tuple[int, bytes]]]
 SET_REASONS = "UPDATE run_scores SET reasons = {p} WHERE run_id = {p} AND risk_rank = {p}"
+ADD_KEYS = "INSERT INTO customer_keys (run_id, bucket, block) VALUES ({p}, {p}, {p})"
+RUN_TABLES = ("run_scores", "customer_keys")  # what a run stores, by run_id
 
 
 @dataclass(frozen=True)
@@ -90,21 +97,24 @@ class RunWriter:
         tables: Iterable[pa.Table],
         written: RowsWritten | None = None,
         reasons: LateReasons | None = None,
+        blocks: KeyBlocks | None = None,
     ) -> int | None:
         """Insert the run's ranked rows and point ``day`` at the run, in one transaction.
 
-        ``tables`` hold ``risk_rank``, ``customer_id`` and ``score`` in rank order;
+        ``tables`` hold ``risk_rank``, ``customer_id``, ``score`` (and the run's
+        ``segment``, ``value``: every table the same columns) in rank order;
         ``reasons()`` is called after the last row and returns ``(risk_rank, reasons)``
         pairs set in the same transaction — so explaining the top rows can run while
-        the run is written. Returns the id of the run the date showed before (None for a
-        new date).
+        the run is written — and ``blocks()`` the run's ``(bucket, block)`` customer
+        keys. Returns the id of the run the date showed before (None for a new date).
         """
         raise NotImplementedError
 
     def purge(self, run_id: int | None) -> None:
         """Delete the rows of a run no date points to any more."""
-        if run_id is not None:  # autocommit: one statement, its own transaction
-            self.conn.execute(f"DELETE FROM run_scores WHERE run_id = {int(run_id)}")
+        if run_id is not None:  # autocommit: one statement each, its own transaction
+            for table in RUN_TABLES:
+                self.conn.execute(f"DELETE FROM {table} WHERE run_id = {int(run_id)}")
 
 
 class SqliteWriter(RunWriter):
@@ -123,14 +133,15 @@ class SqliteWriter(RunWriter):
         tables: Iterable[pa.Table],
         written: RowsWritten | None = None,
         reasons: LateReasons | None = None,
+        blocks: KeyBlocks | None = None,
     ) -> int | None:
         """Insert the run and move the date's pointer under one write lock."""
-        columns = ["risk_rank", "customer_id", "score"]
-        many = _values_sql(run_id, columns, ROWS_PER_STATEMENT)
-        width = len(columns) * ROWS_PER_STATEMENT
         self.conn.execute("BEGIN IMMEDIATE")  # one writer at a time; readers go on
         try:
             for table in tables:
+                columns = tuple(table.column_names)
+                many = _values_sql(run_id, columns, ROWS_PER_STATEMENT)
+                width = len(columns) * ROWS_PER_STATEMENT
                 flat = _interleave(table, columns)
                 full = len(flat) - len(flat) % width
                 for start in range(0, full, width):
@@ -143,6 +154,9 @@ class SqliteWriter(RunWriter):
             if reasons is not None:  # the top ranks only: a few thousand primary-key updates
                 rows = [(text, run_id, rank) for rank, text in reasons()]
                 self.conn.executemany(SET_REASONS.format(p="?"), rows)
+            if blocks is not None:
+                keys = [(run_id, bucket, block) for bucket, block in blocks()]
+                self.conn.executemany(ADD_KEYS.format(p="?"), keys)
             pause("swap", self.hook)
             previous = self.conn.execute(
                 "SELECT run_id FROM scoring_dates WHERE scoring_date = ?", (day.isoformat(),)
@@ -177,19 +191,22 @@ class PostgresWriter(RunWriter):
         tables: Iterable[pa.Table],
         written: RowsWritten | None = None,
         reasons: LateReasons | None = None,
+        blocks: KeyBlocks | None = None,
     ) -> int | None:
         """COPY the run, then move the date's pointer, committed together."""
         options = pacsv.WriteOptions(include_header=False)
+        tables = iter(tables)
+        first = next(tables, None)  # its columns name the COPY's
+        names = ", ".join(["run_id", *(first.column_names if first is not None else [])])
         with self.conn.transaction():
             with (
                 self.conn.cursor() as cur,
-                cur.copy(f"COPY run_scores {COLUMNS} FROM STDIN (FORMAT csv)") as copy,
+                cur.copy(f"COPY run_scores ({names}) FROM STDIN (FORMAT csv)") as copy,
             ):
-                for table in tables:
+                for table in itertools.chain([first] if first is not None else [], tables):
                     buffer = io.BytesIO()
                     column = pa.array(np.full(table.num_rows, run_id, dtype=np.int64))
-                    rows = table.select(["risk_rank", "customer_id", "score"])
-                    pacsv.write_csv(rows.add_column(0, "run_id", column), buffer, options)
+                    pacsv.write_csv(table.add_column(0, "run_id", column), buffer, options)
                     copy.write(buffer.getbuffer())
                     if written is not None:
                         written(table.num_rows)
@@ -197,6 +214,10 @@ class PostgresWriter(RunWriter):
                 with self.conn.cursor() as cur:
                     rows = [(text, run_id, rank) for rank, text in reasons()]
                     cur.executemany(SET_REASONS.format(p="%s"), rows)
+            if blocks is not None:
+                with self.conn.cursor() as cur:
+                    keys = [(run_id, bucket, block) for bucket, block in blocks()]
+                    cur.executemany(ADD_KEYS.format(p="%s"), keys)
             pause("swap", self.hook)
             # Two runs of one date queue here; the one that commits last is the date's run.
             self.conn.execute(
@@ -215,18 +236,20 @@ class PostgresWriter(RunWriter):
         return None if previous is None else int(previous[0])
 
 
-def _values_sql(run_id: int, columns: list[str], rows: int) -> str:
+@lru_cache(maxsize=8)
+def _values_sql(run_id: int, columns: tuple[str, ...], rows: int) -> str:
     """A multi-row INSERT; the run id (our own integer) is a literal, not 1M bound values."""
     row = f"({int(run_id)}," + ",".join("?" * len(columns)) + ")"
     names = ", ".join(["run_id", *columns])
     return f"INSERT INTO run_scores ({names}) VALUES " + ",".join([row] * rows)
 
 
-def _interleave(table: pa.Table, columns: list[str]) -> list[object]:
+def _interleave(table: pa.Table, columns: tuple[str, ...]) -> list[object]:
     """Return the table's ``columns`` as one flat list of bind values (row after row).
 
     Each column lands in its slice (``flat[i::n]``): a C-level copy per column, half the
-    cost of zipping rows into tuples and chaining them.
+    cost of zipping rows into tuples and chaining them. A null float becomes NaN, which
+    SQLite stores as NULL.
     """
     flat: list[object] = [None] * (table.num_rows * len(columns))
     for i, name in enumerate(columns):

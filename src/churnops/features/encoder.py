@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from churnops.data.contract import DataContract
+from churnops.data.contract import DataContract, Scalar
 from churnops.data.judged import JudgedFrame, judge_frame
 from churnops.data.rules import ColumnRule, column_rules
 from churnops.errors import DataValidationError
@@ -40,6 +40,7 @@ class FeatureEncoder:
         self.source_of = np.repeat(np.arange(len(self.rules)), [r.width for r in self.rules])
         dense = [r for r in self.rules if r.kind != "categorical"]
         self._dense_columns = np.array([r.start for r in dense], dtype=np.int64)
+        self._integer = [bool(spec.integer) for spec in contract.features]
 
     def judge(self, df: pd.DataFrame) -> JudgedFrame:
         """Judge ``df`` by the contract's rules (see :func:`judge_frame`)."""
@@ -82,6 +83,23 @@ class FeatureEncoder:
                 {"rows": rows[:50]},
             )
         return self.matrix(judged, out=out)
+
+    def decode(self, row: np.ndarray, column: int) -> Scalar | None:
+        """Return source column ``column``'s value in one encoded row, as the contract writes it.
+
+        Reasons name the value behind a contribution ("contract = Month-to-month"), read
+        back from the row the model scored, so it is what the model saw: the number
+        (imputed or clipped as scored; whole numbers of an integer column as ints), a
+        boolean's level as stored, the category whose one-hot column is 1 (None: no level).
+        """
+        rule = self.rules[column]
+        if rule.kind == "categorical":
+            hits = np.flatnonzero(row[rule.start : rule.start + rule.width])
+            return rule.allowed[hits[0]] if len(hits) else None
+        number = float(row[rule.start])
+        if rule.kind == "boolean":
+            return rule.levels[int(number)]  # encoded as exactly 0.0 or 1.0
+        return int(number) if self._integer[column] and number.is_integer() else number
 
     def group_by_source(self, contributions: np.ndarray) -> np.ndarray:
         """Sum per-encoded-column contributions into per-source-column contributions."""

@@ -77,15 +77,25 @@ class ScoringModel:
         return self.encoder.group_by_source(raw[:, :-1]), raw[:, -1]
 
     def reasons(self, X: np.ndarray, top: int = 3) -> list[list[dict[str, Any]]]:
-        """Return each row's ``top`` strongest reasons: feature and signed contribution.
+        """Return each row's ``top`` strongest reasons: feature, signed contribution, value.
 
         Reasons are ordered by absolute contribution; a positive contribution pushes the
-        customer towards churn.
+        customer towards churn. ``value`` is the customer's own value of the feature
+        (:meth:`FeatureEncoder.decode`), so a person reads "contract = Month-to-month
+        raises risk" rather than a bare column name.
         """
         grouped, _ = self.contributions(X)
         names = self.encoder.source_columns
+        decode = self.encoder.decode
         order = np.argsort(-np.abs(grouped), axis=1)[:, :top]
         return [
-            [{"feature": names[j], "contribution": round(float(row[j]), 6)} for j in idx]
-            for row, idx in zip(grouped, order, strict=True)
+            [
+                {
+                    "feature": names[j],
+                    "contribution": round(float(contributions[j]), 6),
+                    "value": decode(row, j),
+                }
+                for j in idx.tolist()
+            ]
+            for row, contributions, idx in zip(X, grouped, order, strict=True)
         ]

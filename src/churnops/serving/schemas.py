@@ -31,10 +31,16 @@ class ModelRef(BaseModel):
 
 
 class Reason(BaseModel):
-    """One reason: a contract column and its signed log-odds contribution (+ = towards churn)."""
+    """One reason: a contract column, its signed log-odds contribution (+ = towards churn)
+    and the customer's value of it — the same three fields a batch run stores.
+    """
 
     feature: str
     contribution: float
+    value: str | int | float | bool | None = Field(
+        description="The customer's value as scored: the number, a boolean's level as "
+        "stored, the category (null: missing or an ignored unseen category)."
+    )
 
 
 class PredictionOut(BaseModel):

@@ -231,6 +231,10 @@ class ScoringRun(Base):
     pid: Mapped[int | None] = mapped_column(sa.Integer)  # the scoring process, to spot dead runs
     host: Mapped[str | None] = mapped_column(sa.String(255))
     heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # How the run's segment codes read (churnops.features.segments.SegmentKey, JSON) and
+    # which source column gave run_scores.value; NULL for runs stored before (0008).
+    segments: Mapped[str | None] = mapped_column(sa.Text)
+    value_column: Mapped[str | None] = mapped_column(sa.String(200))
 
 
 class RunScore(Base):
@@ -247,7 +251,25 @@ class RunScore(Base):
     risk_rank: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)  # 1 = riskiest
     customer_id: Mapped[str] = mapped_column(sa.String(200))
     score: Mapped[float] = mapped_column(sa.Float(precision=53))
-    reasons: Mapped[str | None] = mapped_column(sa.Text)  # JSON list of {feature, contribution}
+    reasons: Mapped[str | None] = mapped_column(sa.Text)  # JSON [{feature, contribution, value}]
+    segment: Mapped[int | None] = mapped_column(sa.BigInteger)  # mixed-radix segment code
+    value: Mapped[float | None] = mapped_column(sa.Float(precision=53))  # customer value
+
+
+class CustomerKeys(Base):
+    """One bucket of a run's customer-id hash index: sorted hashes, then their ranks.
+
+    Finds a customer's rank in a run without a B-tree on (run_id, customer_id), whose
+    random inserts would slow the rank-ordered writer several times over (see
+    ``churnops.batch.keys``); a run writes a few hundred of these rows.
+    """
+
+    __tablename__ = "customer_keys"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    run_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    block: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
 
 class ScoringDate(Base):
@@ -260,7 +282,7 @@ class ScoringDate(Base):
     swapped_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
 
-# The readers' table: a view (migration 0005) joining scoring_dates, scoring_runs and
+# The readers' table: a view (migrations 0005, 0008) joining scoring_dates, scoring_runs and
 # run_scores, so a date holds exactly one complete run's rows, one per customer. Kept out
 # of Base.metadata: it is created by the migration as a view, never as a table.
 churn_scores = sa.Table(
@@ -276,6 +298,8 @@ churn_scores = sa.Table(
     sa.Column("threshold", sa.Float(precision=53)),
     sa.Column("reasons", sa.Text),
     sa.Column("run_id", sa.BigInteger),
+    sa.Column("segment", sa.BigInteger),
+    sa.Column("value", sa.Float(precision=53)),
 )
 
 

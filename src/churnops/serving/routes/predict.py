@@ -64,7 +64,8 @@ EXPLAIN = {
     "in": "query",
     "required": False,
     "schema": {"type": "boolean", "default": False, "title": "Explain"},
-    "description": "Also return the top 3 reasons of each score.",
+    "description": "Also return the top 3 reasons of each score (feature, signed "
+    "contribution, the customer's value).",
 }
 # Only brackets and quotes matter to nesting depth; every other byte is dropped first.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')

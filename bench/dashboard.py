@@ -1,0 +1,376 @@
+"""Dashboard benchmark: a store of several dates x a million customers, and its reads.
+
+    .venv/bin/python bench/dashboard.py seed STORE [--customers 1000000] [--dates 5]
+    .venv/bin/python bench/dashboard.py data [--customers 1000000] [--dates 5] [--rounds 5]
+                                             [--sqlite FILE] [--postgres URL] [--skip-postgres]
+
+``seed`` fills a store (an SQLite file path or a PostgreSQL URL) the way ``churnops
+score`` leaves it, without a model: per date a ``scoring_runs`` row (segment key, value
+column) and its rows through a run's own path from the scores on — the ranker (external
+sort, customer-key blocks) and ``RunWriter.swap`` (multi-row inserts on SQLite, COPY on
+PostgreSQL). Scores come from a Beta distribution, the same customers every date (in a
+different rank order), demo-like segments, a monthly value, and reasons (feature,
+contribution, value) for the top 10,000 above the threshold.
+
+``data`` seeds an SQLite file and a throwaway PostgreSQL schema (or reads the stores
+given), then times each read of :mod:`churnops.batch.risk` in the same process, median of
+``--rounds``. The totals cache is emptied before every timed call, so "first" and "new
+filter" numbers always include the scan of the run. One function per measurement
+(``measure_*``): page-render timings can be added beside them.
+Not a test: numbers are printed (see docs/batch.md, "Dashboard queries").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import sqlalchemy as sa
+
+from churnops.batch import risk
+from churnops.batch.chunk import RowExtras
+from churnops.batch.ranking import RunRanker
+from churnops.batch.writer import make_writer
+from churnops.config import Settings
+from churnops.features.segments import Segment, SegmentKey
+
+POSTGRES_URL = os.environ.get(
+    "CHURNOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+FIRST_DAY = date(2026, 11, 2)
+THRESHOLD = 0.42
+REASONS_TOP = 10_000
+CHUNK = 100_000
+# Demo-like segment columns and how often each level occurs.
+SEGMENTS = {
+    "senior_citizen": (["0", "1"], [0.84, 0.16]),
+    "partner": (["No", "Yes"], [0.52, 0.48]),
+    "contract": (["Month-to-month", "One year", "Two year"], [0.55, 0.21, 0.24]),
+    "internet_service": (["DSL", "Fiber optic", "No"], [0.34, 0.44, 0.22]),
+    "payment_method": (
+        ["Electronic check", "Mailed check", "Bank transfer (automatic)", "Credit card"],
+        [0.34, 0.23, 0.22, 0.21],
+    ),
+}
+NEW_FILTER = {"contract": "Month-to-month", "internet_service": "Fiber optic"}
+FEATURES = ["contract", "tenure", "internet_service", "monthly_charges", "payment_method"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    seeding = sub.add_parser("seed", help="fill a store with dates x customers")
+    seeding.add_argument("store", help="SQLite file path or PostgreSQL URL")
+    data = sub.add_parser("data", help="time the dashboard's reads on SQLite and PostgreSQL")
+    data.add_argument("--rounds", type=int, default=5)
+    data.add_argument("--sqlite", help="an SQLite file seeded before (default: seed one)")
+    data.add_argument("--postgres", help="a PostgreSQL URL seeded before (default: seed one)")
+    data.add_argument("--skip-postgres", action="store_true")
+    for p in (seeding, data):
+        p.add_argument("--customers", type=int, default=1_000_000)
+        p.add_argument("--dates", type=int, default=5)
+    args = parser.parse_args()
+    if args.command == "seed":
+        seconds = seed(store_url(args.store), args.customers, args.dates)
+        print(f"seeded {args.dates} dates x {args.customers:,} customers in {seconds:.1f}s")
+        return
+    with tempfile.TemporaryDirectory(prefix="churnops-bench-dashboard-") as tmp:
+        bench_data(Path(tmp), args)
+
+
+def store_url(store: str) -> str:
+    """Return the SQLAlchemy URL of an SQLite file path or a PostgreSQL URL."""
+    return store if "://" in store else f"sqlite:///{Path(store).resolve()}"
+
+
+# --- seed ---------------------------------------------------------------------------------
+
+
+def segment_key() -> SegmentKey:
+    """Return the seeded runs' segment key (as a demo-like contract derives it)."""
+    return SegmentKey(tuple(Segment(c, tuple(levels)) for c, (levels, _) in SEGMENTS.items()))
+
+
+def seed(url: str, customers: int = 1_000_000, dates: int = 5, seed_: int = 0) -> float:
+    """Write ``dates`` scoring dates of ``customers`` each into the store at ``url``.
+
+    Returns the seconds taken. The rows take a run's own path from the scores on: the
+    ranker (external sort, customer-key blocks) and ``RunWriter.swap``.
+    """
+    from churnops.store.database import upgrade
+
+    upgrade(url)
+    rng = np.random.default_rng(seed_)
+    ids = np.char.add("C", np.char.zfill(np.arange(customers).astype(str), 8))
+    key = segment_key()
+    started = time.perf_counter()
+    for d in range(dates):
+        day = FIRST_DAY + timedelta(days=7 * d)
+        with tempfile.TemporaryDirectory(prefix="churnops-seed-") as scratch:
+            ranker = RunRanker(Path(scratch), CHUNK, RowExtras(key, "monthly_charges").fields)
+            high = 0
+            for start in range(0, customers, CHUNK):
+                n = min(CHUNK, customers - start)
+                scores = rng.beta(2.0, 5.0, n)
+                codes = np.zeros(n, dtype=np.int64)
+                for (levels, share), stride in zip(SEGMENTS.values(), key.strides, strict=True):
+                    codes += (rng.choice(len(levels), n, p=share) + 1) * stride
+                values = np.round(rng.gamma(4.0, 16.0, n), 2)
+                chunk_ids = pa.array(ids[start : start + n].tolist(), pa.string())
+                ranker.add(chunk_ids, scores, {"segment": codes, "value": values})
+                high += int((scores >= THRESHOLD).sum())
+            run_id = _run_row(url, day, customers, high, key)
+            top = Reasons(rng, min(REASONS_TOP, high), key)
+            with make_writer(url) as writer:
+                previous = writer.swap(
+                    run_id,
+                    day,
+                    top.tap(ranker.ranked()),
+                    reasons=top.rows,
+                    blocks=ranker.key_blocks,
+                )
+                writer.purge(previous)
+    return time.perf_counter() - started
+
+
+def _run_row(url: str, day: date, customers: int, high: int, key: SegmentKey) -> int:
+    """Insert a succeeded ``scoring_runs`` row, as a finished run leaves it."""
+    from churnops.store.tables import ScoringRun
+
+    now = datetime.now(UTC)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(
+                sa.insert(ScoringRun.__table__).values(
+                    started_at=now,
+                    finished_at=now,
+                    status="succeeded",
+                    scoring_date=day,
+                    source="bench/dashboard.py seed",
+                    engine="seed",
+                    model_name="churn-model",
+                    model_version="1",
+                    threshold=THRESHOLD,
+                    rows_in=customers,
+                    rows_scored=customers,
+                    rows_rejected=0,
+                    high_risk=high,
+                    seconds=0.0,
+                    pid=os.getpid(),
+                    host=socket.gethostname(),
+                    heartbeat_at=now,
+                    segments=key.to_json(),
+                    value_column="monthly_charges",
+                )
+            )
+            return int(result.inserted_primary_key[0])
+    finally:
+        engine.dispose()
+
+
+class Reasons:
+    """Made-up reasons (three features with the customer's values) for the top ranks."""
+
+    def __init__(self, rng: np.random.Generator, top: int, key: SegmentKey) -> None:
+        self.rng, self.top, self.key = rng, top, key
+        self.head: list[tuple[int, int, float]] = []
+
+    def tap(self, tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
+        """Pass the ranked tables through, keeping rank, segment and value of the top."""
+        for table in tables:
+            if len(self.head) < self.top:
+                part = table.slice(0, self.top - len(self.head))
+                self.head += zip(
+                    part.column("risk_rank").to_pylist(),
+                    part.column("segment").to_pylist(),
+                    part.column("value").to_pylist(),
+                    strict=True,
+                )
+            yield table
+
+    def rows(self) -> list[tuple[int, str]]:
+        """Return (rank, reasons JSON) of the top ranks."""
+        out = []
+        for rank, code, value in self.head:
+            own = {
+                "tenure": int(self.rng.integers(0, 12)),
+                "monthly_charges": value,
+                **self.key.decode(code),
+            }
+            picked = self.rng.choice(len(FEATURES), 3, replace=False)
+            reasons = [
+                {
+                    "feature": FEATURES[j],
+                    "contribution": round(float(self.rng.normal(0.4, 0.3)), 6),
+                    "value": own[FEATURES[j]],
+                }
+                for j in picked
+            ]
+            out.append((rank, json.dumps(reasons, separators=(",", ":"))))
+        return out
+
+
+# --- data-layer timings -------------------------------------------------------------------
+
+
+def timed(call: Callable[[], Any], rounds: int) -> float:
+    """Return the median seconds of ``rounds`` calls, each with an empty totals cache."""
+    seconds = []
+    for _ in range(rounds):
+        risk._TOTALS.kept.clear()
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def measure_first_render(s: Settings, rounds: int) -> float:
+    """The At risk page's reads on arrival: dates, overview, first page, all scores."""
+
+    def render() -> None:
+        risk.scoring_dates(s)
+        risk.risk_overview(s, None, risk.RiskFilter(above_threshold=False))
+        risk.risk_page(s, None, risk.RiskFilter())
+        risk.campaign_scores(s)
+
+    return timed(render, rounds)
+
+
+def measure_new_filter(s: Settings, rounds: int) -> float:
+    """A new segment filter: its overview and first page (one scan of the run)."""
+    flt = risk.RiskFilter(segments=NEW_FILTER)
+    return timed(lambda: (risk.risk_overview(s, None, flt), risk.risk_page(s, None, flt)), rounds)
+
+
+def measure_sort_by_value(s: Settings, rounds: int) -> float:
+    """The same filter sorted by expected loss (score x value): a top-N sort."""
+    flt = risk.RiskFilter(segments=NEW_FILTER, order="expected_loss")
+    return timed(lambda: (risk.risk_overview(s, None, flt), risk.risk_page(s, None, flt)), rounds)
+
+
+def measure_search(s: Settings, rounds: int) -> float:
+    """A customer id prefix search over everyone (overview + page)."""
+    flt = risk.RiskFilter(search="C0004", above_threshold=False)
+    return timed(lambda: (risk.risk_overview(s, None, flt), risk.risk_page(s, None, flt)), rounds)
+
+
+def measure_next_page(s: Settings, rounds: int) -> float:
+    """A later page of a filter already counted (the totals cache is warm)."""
+    flt = risk.RiskFilter(segments=NEW_FILTER)
+    risk.risk_overview(s, None, flt)
+
+    def page() -> None:
+        risk.risk_page(s, None, flt, offset=5_000, limit=50)
+
+    seconds = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        page()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def measure_export(s: Settings, rounds: int) -> float:
+    """The whole list above the threshold under the filter, as CSV lines."""
+    flt = risk.RiskFilter(segments=NEW_FILTER)
+    columns = list(SEGMENTS)
+
+    def export() -> int:
+        return sum(1 for _ in risk.export_csv(risk.risk_export(s, None, flt), columns))
+
+    return timed(export, rounds)
+
+
+def measure_history(s: Settings, rounds: int) -> float:
+    """One customer's scores across every date."""
+    return timed(lambda: risk.customer_history(s, "C00123456"), rounds)
+
+
+def measure_campaign(s: Settings, rounds: int) -> float:
+    """Every score, value and id of the latest date, in rank order."""
+    return timed(lambda: risk.campaign_scores(s), rounds)
+
+
+MEASUREMENTS: dict[str, tuple[Callable[[Settings, int], float], float | None]] = {
+    "first render (dates + overview + page + scores)": (measure_first_render, 2.0),
+    "new filter (overview + page)": (measure_new_filter, 1.0),
+    "filter sorted by expected loss": (measure_sort_by_value, 1.0),
+    "id prefix search (overview + page)": (measure_search, 1.0),
+    "next page of a counted filter": (measure_next_page, None),
+    "customer history (all dates)": (measure_history, None),
+    "campaign scores (all rows)": (measure_campaign, 1.0),
+    "CSV export of the filter (above threshold)": (measure_export, None),
+}
+
+
+def bench_data(tmp: Path, args: argparse.Namespace) -> None:
+    """Seed (unless given) both stores, then print one row per measurement."""
+    stores: dict[str, str] = {}
+    with _postgres(args) as pg_url:
+        if args.sqlite:
+            stores["SQLite"] = store_url(args.sqlite)
+        else:
+            stores["SQLite"] = f"sqlite:///{tmp / 'dashboard.db'}"
+            seconds = seed(stores["SQLite"], args.customers, args.dates)
+            print(f"seed SQLite: {args.dates} x {args.customers:,} rows in {seconds:.1f}s")
+        if pg_url is not None:
+            stores["PostgreSQL"] = pg_url
+            if not args.postgres:
+                seconds = seed(pg_url, args.customers, args.dates)
+                print(f"seed PostgreSQL: {args.dates} x {args.customers:,} rows in {seconds:.1f}s")
+        results = {
+            name: {
+                label: measure(Settings(home=tmp / "home", database_url=url), args.rounds)
+                for label, (measure, _) in MEASUREMENTS.items()
+            }
+            for name, url in stores.items()
+        }
+    names = list(results)
+    print(
+        f"\n{args.dates} dates x {args.customers:,} customers, median of {args.rounds} "
+        "(seconds; totals cache emptied before each call)\n"
+    )
+    print(f"| read | {' | '.join(names)} | target |")
+    print(f"|---|{'---|' * len(names)}---|")
+    for label, (_, target) in MEASUREMENTS.items():
+        cells = " | ".join(f"{results[n][label]:.3f}" for n in names)
+        print(f"| {label} | {cells} | {f'≤ {target:.0f} s' if target else ''} |")
+
+
+@contextmanager
+def _postgres(args: argparse.Namespace) -> Iterator[str | None]:
+    """Yield the PostgreSQL URL to use: given, a throwaway schema, or None when skipped."""
+    if args.skip_postgres:
+        yield None
+        return
+    if args.postgres:
+        yield args.postgres
+        return
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
