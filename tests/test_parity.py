@@ -11,6 +11,7 @@ same probability to 1e-9.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -313,3 +314,41 @@ def test_every_path_gives_the_same_verdict_and_probability(
                     assert abs(p - ref_p) <= 1e-9, (name, i, records[i], p, ref_p)
 
     check()
+
+
+def test_the_api_and_a_batch_run_give_the_same_reasons(
+    paths: Paths, api: tuple[TestClient, str]
+) -> None:
+    """A high-risk customer's stored reasons are the API's ``?explain`` answer: the same
+    features, contributions and the customer's own values."""
+    from tests.factories import make_customers
+
+    client, key = api
+    frame = make_customers(80, seed=11).drop(columns="churn")
+    records = [dict(zip(frame.columns, row, strict=True)) for row in frame.astype(object).values]
+    paths.batch(records, "pandas")
+    engine = sa.create_engine(paths.settings.database_url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text(
+                "SELECT customer_id, reasons FROM churn_scores "
+                "WHERE scoring_date = :d AND reasons IS NOT NULL"
+            ),
+            {"d": paths.day.isoformat()},
+        ).all()
+    engine.dispose()
+    assert stored
+    by_id = {r[paths.contract.id]: r for r in records}
+    for customer_id, text in stored:
+        response = client.post(
+            "/v1/predict?explain=true",
+            json=_json(by_id[customer_id]),
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        answered = response.json()["reasons"]
+        batch = json.loads(text)
+        assert [(r["feature"], r["value"]) for r in batch] == [
+            (r["feature"], r["value"]) for r in answered
+        ]
+        for ours, theirs in zip(batch, answered, strict=True):
+            assert abs(ours["contribution"] - theirs["contribution"]) <= 1e-6

@@ -132,3 +132,24 @@ def test_a_reused_buffer_encodes_like_a_fresh_matrix(encoder: FeatureEncoder) ->
     np.testing.assert_array_equal(rows, encoder.transform(df))
     small = np.empty((10, encoder.width))
     assert not np.shares_memory(encoder.transform(df, out=small), small)  # too small: fresh
+
+
+def test_decode_reads_each_value_back_as_the_contract_writes_it(
+    encoder: FeatureEncoder,
+) -> None:
+    """Numbers (ints for integer columns), boolean levels as stored, the category or None."""
+    df = _messy_customers()
+    X = encoder.transform(df)
+    column = encoder.source_columns.index
+    fill = encoder.rules[column("tenure")].fill
+    for i in (0, 4, 6, 8):
+        row, source = X[i], df.iloc[i]
+        assert encoder.decode(row, column("monthly_charges")) == source["monthly_charges"]
+        tenure = encoder.decode(row, column("tenure"))
+        assert tenure == (fill if i == 8 else source["tenure"])  # imputed: the median
+        assert isinstance(tenure, int) == float(tenure).is_integer()
+        assert encoder.decode(row, column("senior_citizen")) == source["senior_citizen"]
+    assert encoder.decode(X[0], column("contract")) == df.loc[0, "contract"]
+    assert encoder.decode(X[4], column("contract")) is None  # unseen, ignored: no level
+    assert encoder.decode(X[6], column("partner")) == "Yes"  # " yes " as the contract has it
+    assert encoder.decode(X[5], column("partner")) == "No"  # missing, imputed as false

@@ -16,7 +16,8 @@ from tests.factories import loyal_customer, obvious_churner
 
 
 def test_scores_one_customer_with_reasons(api: Any) -> None:
-    """It returns id, probability, churn flag, model and the top 3 signed reasons."""
+    """It returns id, probability, churn flag, model and the top 3 signed reasons, each with
+    the customer's own value (as sent: a category, a boolean level, a number)."""
     r = api.post("/v1/predict?explain=true", obvious_churner())
     assert r.status_code == 200, r.text
     body = r.json()
@@ -24,7 +25,11 @@ def test_scores_one_customer_with_reasons(api: Any) -> None:
     assert 0 <= body["probability"] <= 1
     assert body["model"] == {"name": "churn-model", "version": "1", "variant": "champion"}
     assert len(body["reasons"]) == 3
-    assert {"feature", "contribution"} <= set(body["reasons"][0])
+    assert set(body["reasons"][0]) == {"feature", "contribution", "value"}
+    for reason in body["reasons"]:
+        assert reason["value"] == obvious_churner()[reason["feature"]]
+    batch = api.post("/v1/predict/batch?explain=true", {"customers": [obvious_churner()]})
+    assert batch.json()["predictions"][0]["reasons"] == body["reasons"]
     assert r.headers["x-request-id"]
 
 

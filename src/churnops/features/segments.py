@@ -140,7 +140,7 @@ class SegmentKey:
             if level not in segment.levels:
                 raise DataError(
                     f"Segment {column!r} has no level {level!r}; its levels: "
-                    f"{', '.join([*segment.levels, MISSING_LEVEL])}.",
+                    f"{', '.join(self.levels()[column])}.",
                     {"segment": column, "level": level},
                 )
             return stride, segment.radix, segment.levels.index(level) + 1
