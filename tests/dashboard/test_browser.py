@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from churnops.batch.risk import RiskFilter, risk_export
 
+from churnops.batch.risk import RiskFilter, risk_export
 from churnops.dashboard import launch
 from tests.dashboard.conftest import Seeded
 
 pytestmark = pytest.mark.integration
+# Read at import: the suite's autouse fixture clears CHURNOPS_* variables for each test.
+SCREENSHOTS = os.environ.get("CHURNOPS_SCREENSHOTS")
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless",
@@ -64,7 +66,7 @@ def server(telco_store: Seeded) -> Iterator[str]:
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("CHURNOPS_SCREENSHOTS") or tmp_path / "screenshots")
+    folder = Path(SCREENSHOTS).resolve() if SCREENSHOTS else tmp_path / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -74,16 +76,27 @@ def metric(page: Any, label: str) -> str:
     return card.get_by_test_id("stMetricValue").inner_text().strip()
 
 
+def field(page: Any, label: str) -> Any:
+    """A Streamlit text or number input by its label (help icons share the label text)."""
+    return page.locator(f'input[aria-label="{label}"]')
+
+
 def go_to(page: Any, title: str, heading: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=heading).wait_for(timeout=60_000)
-    page.wait_for_load_state("networkidle")
+    settle(page)
 
 
 def settle(page: Any) -> None:
-    """Wait until Streamlit finished the rerun a widget change started."""
+    """Wait until Streamlit finished the rerun and drew every element (no placeholders)."""
     page.wait_for_timeout(300)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stSkeleton\"]')"
+        " && !document.querySelector('[data-stale=\"true\"]')",
+        timeout=60_000,
+    )
+    page.wait_for_timeout(500)  # charts draw after their element appears
 
 
 def test_a_manager_signs_in_filters_exports_and_plans(
@@ -93,10 +106,10 @@ def test_a_manager_signs_in_filters_exports_and_plans(
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(server)
-    page.get_by_label("API key").fill(telco_store.keys["analyst"])
+    field(page, "API key").fill(telco_store.keys["analyst"])
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Customers at risk").wait_for()
-    page.wait_for_load_state("networkidle")
+    settle(page)
     page.screenshot(path=shots / "1-at-risk.png", full_page=True)
 
     # Filter the risk list on a segment; the list and its CSV follow.
@@ -116,7 +129,7 @@ def test_a_manager_signs_in_filters_exports_and_plans(
     assert [round(float(r["score"]), 6) for r in rows] == [round(e["score"], 6) for e in expected]
 
     go_to(page, "Customer", "Customer")
-    page.get_by_label("Customer id").fill(expected[0]["customer_id"])
+    field(page, "Customer id").fill(expected[0]["customer_id"])
     page.keyboard.press("Enter")
     page.get_by_test_id("stMetric").filter(has_text="Churn score").wait_for()
     settle(page)
@@ -127,7 +140,7 @@ def test_a_manager_signs_in_filters_exports_and_plans(
     page.get_by_text("Constant", exact=True).click()
     settle(page)
     before = metric(page, "Customers to contact")
-    budget = page.get_by_label("Budget")
+    budget = field(page, "Budget")
     budget.fill("100")
     budget.press("Enter")
     settle(page)

@@ -134,7 +134,7 @@ def test_campaign_budget_changes_the_selection(telco_store: Seeded, use_store: A
 
     seeded = use_store(telco_store)
     at = open_page(signed_in(seeded).run(), "campaign")
-    at.radio(key="value_mode").set_value("Constant")
+    at.radio(key="value_mode").set_value("Constant").run()
     at.number_input(key="budget").set_value(200.0)
     at.number_input(key="offer_cost").set_value(10.0)
     at.number_input(key="constant_value").set_value(500.0)

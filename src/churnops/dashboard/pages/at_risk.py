@@ -49,6 +49,7 @@ kpis[1].metric(
     f"{overview['above_threshold']:,}",
     share(overview["above_threshold"], overview["scored"]),
     delta_color="off",
+    delta_arrow="off",
 )
 kpis[2].metric("Expected churners", f"{overview['expected_churners']:,.0f}")
 if overview["value_column"]:
@@ -75,8 +76,9 @@ if not page["rows"]:
     empty(
         "No customer matches these filters: widen them, or switch off 'Only above the threshold'."
     )
-st.number_input("Page", min_value=1, max_value=total_pages, key="page_no")
-st.caption(f"{page['total']:,} customers match; page {page_no} of {total_pages}.")
+paging = st.columns([1, 5], vertical_alignment="bottom")
+paging[0].number_input("Page", min_value=1, max_value=total_pages, key="page_no")
+paging[1].caption(f"{page['total']:,} customers match; page {page_no} of {total_pages}.")
 
 columns = list(everyone["segments"])
 table = pd.DataFrame(
@@ -85,8 +87,8 @@ table = pd.DataFrame(
         "customer": [r["customer_id"] for r in page["rows"]],
         "score": [r["score"] for r in page["rows"]],
         **({"value": [r["value"] for r in page["rows"]]} if overview["value_column"] else {}),
-        **{c: [r["segments"].get(c) for r in page["rows"]] for c in columns},
         "top reasons": [r["reason_text"] or "—" for r in page["rows"]],
+        **{c: [r["segments"].get(c) for r in page["rows"]] for c in columns},
     }
 )
 picked = st.dataframe(

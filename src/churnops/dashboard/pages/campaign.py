@@ -60,7 +60,11 @@ plan = plan_campaign(
 )
 kpis = st.columns(4)
 kpis[0].metric(
-    "Customers to contact", f"{plan.contacts:,}", f"of {plan.limit:,} allowed", delta_color="off"
+    "Customers to contact",
+    f"{plan.contacts:,}",
+    f"of {plan.limit:,} allowed",
+    delta_color="off",
+    delta_arrow="off",
 )
 kpis[1].metric("Expected cost", money(plan.cost))
 kpis[2].metric("Expected saved revenue", money(plan.saved_revenue))

@@ -28,7 +28,13 @@ kpis = st.columns(4)
 kpis[0].metric("Churn score", f"{latest['score']:.4f}")
 kpis[1].metric("Risk rank", f"{latest['risk_rank']:,}")
 kpis[2].metric("Above threshold", "yes" if latest["high_risk"] else "no")
-kpis[3].metric("Scored", f"{latest['scoring_date']} (model v{latest['model_version']})")
+kpis[3].metric(
+    "Scored on",
+    str(latest["scoring_date"]),
+    f"model v{latest['model_version']}",
+    delta_color="off",
+    delta_arrow="off",
+)
 
 left, right = st.columns(2)
 left.subheader("Score across scoring dates")
