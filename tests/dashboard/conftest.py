@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -100,10 +100,7 @@ def seed_home(
         path = home / f"customers-{day.isoformat()}.csv"
         table.to_csv(path, index=False)
         score(settings, path, scoring_date=day)
-        at = datetime(day.year, day.month, day.day, 6, tzinfo=UTC)  # a weekly job's morning
-        monitor(
-            table.drop(columns=[target]), settings, labels=table, current_name=path.name, now=at
-        )
+        monitor(table.drop(columns=[target]), settings, labels=table, current_name=path.name)
     keys = {
         role: create_key(settings, f"dash-{role}", role)["key"]
         for role in ("analyst", "admin", "scorer")

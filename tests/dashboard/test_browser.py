@@ -81,15 +81,21 @@ def field(page: Any, label: str) -> Any:
     return page.locator(f'input[aria-label="{label}"]')
 
 
-def go_to(page: Any, title: str, heading: str) -> None:
+def go_to(page: Any, title: str, heading: str, charts: bool = True) -> None:
     page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
     page.get_by_role("heading", name=heading).wait_for(timeout=60_000)
-    settle(page)
+    settle(page, charts)
 
 
-def settle(page: Any) -> None:
-    """Wait until Streamlit finished the rerun and drew every element (no placeholders)."""
+def settle(page: Any, charts: bool = True) -> None:
+    """Wait until Streamlit finished the rerun and drew every element (no placeholders).
+
+    A page that shows data ends with charts, so a drawn chart means its script got to
+    the end (the status widget may not have appeared yet when the wait starts).
+    """
     page.wait_for_timeout(300)
+    if charts:
+        page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=60_000)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stSkeleton\"]')"
@@ -128,7 +134,7 @@ def test_a_manager_signs_in_filters_exports_and_plans(
     assert {r["contract"] for r in rows} == {"Month-to-month"}
     assert [round(float(r["score"]), 6) for r in rows] == [round(e["score"], 6) for e in expected]
 
-    go_to(page, "Customer", "Customer")
+    go_to(page, "Customer", "Customer", charts=False)  # no customer chosen yet
     field(page, "Customer id").fill(expected[0]["customer_id"])
     page.keyboard.press("Enter")
     page.get_by_test_id("stMetric").filter(has_text="Churn score").wait_for()
