@@ -20,14 +20,15 @@ pytestmark = pytest.mark.integration
 def test_spark_scores_equal_pandas_scores_and_reject_the_same_rows(
     trained_home: Path, sqlite_url: str, tmp_path: Path, batch_customers: pd.DataFrame
 ) -> None:
-    """On a small sample, Spark and pandas agree to 1e-9, flag alike and reject alike."""
+    """On a small sample, Spark and pandas agree to 1e-9, flag alike and reject alike, and
+    store the same segments and customer values."""
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java")
     df = batch_customers.head(200).copy()
     df.loc[7, "contract"] = "Lifetime"
     path = tmp_path / "sample.parquet"
     df.to_parquet(path, index=False)
-    settings = batch_settings(trained_home, sqlite_url)
+    settings = batch_settings(trained_home, sqlite_url, customer_value_column="monthly_charges")
 
     on_pandas = score(settings, path, scoring_date=date(2026, 3, 1))
     on_spark = score(
@@ -54,3 +55,9 @@ def test_spark_scores_equal_pandas_scores_and_reject_the_same_rows(
     assert (a["risk_rank"] == b["risk_rank"]).all()
     assert a["reasons"].notna().any()
     assert (a["reasons"].fillna("-") == b["reasons"].fillna("-")).all()  # the same top k
+    assert a["segment"].notna().all()
+    assert (a["segment"] == b["segment"]).all()
+    np.testing.assert_array_equal(b["value"], a["value"])
+    np.testing.assert_array_equal(
+        a["value"], df.set_index("customer_id").loc[a.index, "monthly_charges"]
+    )

@@ -151,6 +151,7 @@ class RunRanker:
             ).combine_chunks()
             self._keys.add(ranked.column("customer_id"), ranks)
             yield ranked
+        self._keys.finish()  # runs while the writer inserts the last partition
 
     def key_blocks(self) -> Iterator[tuple[int, bytes]]:
         """Yield the run's customer-key blocks (see :mod:`churnops.batch.keys`).

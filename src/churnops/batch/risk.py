@@ -24,7 +24,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -63,6 +63,7 @@ class _Run:
 
     day: date
     id: int
+    started_at: datetime  # with the id, names the run even in a store re-created at one URL
     model_name: str
     model_version: str
     threshold: float
@@ -98,6 +99,7 @@ def _run(conn: sa.Connection, day: date | None) -> _Run:
         sa.select(
             dates.c.scoring_date,
             runs.c.id,
+            runs.c.started_at,
             runs.c.model_name,
             runs.c.model_version,
             runs.c.threshold,
@@ -128,6 +130,7 @@ def _run(conn: sa.Connection, day: date | None) -> _Run:
     return _Run(
         day=row.scoring_date,
         id=int(row.id),
+        started_at=row.started_at,
         model_name=row.model_name,
         model_version=row.model_version,
         threshold=float(row.threshold),
@@ -181,7 +184,8 @@ class _Totals:
 
     def get(self, conn: sa.Connection, run: _Run, flt: RiskFilter) -> dict[str, Any]:
         """Return the filter's counts and sums over the run, scanning it on a miss."""
-        wanted = (str(conn.engine.url), run.id, tuple(sorted(flt.segments.items())), flt.search)
+        segments = tuple(sorted(flt.segments.items()))
+        wanted = (str(conn.engine.url), run.id, run.started_at, segments, flt.search)
         with self.lock:
             if wanted in self.kept:
                 self.kept.move_to_end(wanted)

@@ -86,6 +86,7 @@ def _index_shown_runs(keys: sa.Table, rows: int = 100_000) -> None:
             while part := result.fetchmany(rows):
                 ids, ranks = zip(*part, strict=True)
                 index.add(pa.array(ids, pa.string()), pa.array(ranks, pa.int64()).to_numpy())
+            index.finish()
             blocks = [{"run_id": run_id, "bucket": b, "block": k} for b, k in index.blocks()]
             if blocks:
                 conn.execute(keys.insert(), blocks)
