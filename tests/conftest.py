@@ -62,6 +62,15 @@ def home_tracking_uri(home: Path) -> str:
     return f"sqlite:///{(home / 'mlflow.db').resolve()}"
 
 
+def free_port() -> int:
+    """Return a loopback port nobody listens on (closed again: for a server to bind next)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def require_service(url: str, name: str) -> None:
     """Skip (locally) or fail (in CI) when a PostgreSQL or Redis server is not reachable."""
     import socket

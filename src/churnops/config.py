@@ -119,6 +119,10 @@ class Settings(BaseSettings):
         [], description="Accepted Host headers (e.g. api.example.com, *.example.com); [] = any."
     )
 
+    # The retention dashboard (``churnops dashboard``); see docs/dashboard.md.
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(8501, ge=0, le=65535)
+
     # Monitoring: drift thresholds, retrain triggers, report (see docs/monitoring.md).
     psi_warn: float = Field(0.1, ge=0.0, description="PSI at which a feature is worth a look.")
     psi_alert: float = Field(0.25, ge=0.0, description="PSI at which a feature has shifted.")

@@ -8,7 +8,6 @@ import csv
 import io
 import os
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 from churnops.batch.risk import RiskFilter, risk_export
 from churnops.dashboard import launch
+from tests.conftest import free_port
 from tests.dashboard.conftest import Seeded
 
 pytestmark = pytest.mark.integration
@@ -32,12 +32,6 @@ FLAGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

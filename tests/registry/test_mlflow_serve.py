@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,20 +14,15 @@ from pathlib import Path
 import pytest
 
 from churnops.config import Settings
+from tests.conftest import free_port
 from tests.factories import make_customers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.integration
 def test_mlflow_models_serve_answers_with_probabilities(trained_home: Path) -> None:
     """`mlflow models serve -m models:/churn-model@champion` returns probabilities on 127.0.0.1."""
     settings = Settings(home=trained_home)
-    port = _free_port()
+    port = free_port()
     bin_dir = str(Path(sys.executable).parent)
     env = {
         **os.environ,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import socket
 import threading
 import time
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 
 from churnops.scoring import Predictor
 from churnops.serving.auth import create_key
-from tests.conftest import REDIS_URL, require_service
+from tests.conftest import REDIS_URL, free_port, require_service
 from tests.factories import loyal_customer, obvious_churner
 
 # -- 4. nesting depth ----------------------------------------------------------------------
@@ -100,12 +99,6 @@ def test_address_buckets_are_shared_through_redis(make_api: Any) -> None:
     assert codes == [401, 401, 401, 429]
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("policy", "codes"),
     [
@@ -122,7 +115,7 @@ def test_redis_down_follows_the_configured_policy_with_metric_and_one_warning(
         serve_rate_limit=0.1,
         serve_rate_burst=2,
         serve_ip_rate_limit=0.0,
-        redis_url=f"redis://127.0.0.1:{_closed_port()}/0",
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
         serve_rate_limit_on_redis_error=policy,
     )
     with caplog.at_level(logging.WARNING, logger="churnops.serving"):

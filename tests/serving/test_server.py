@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,15 +14,10 @@ import uvicorn
 from churnops.scoring import Predictor
 from churnops.serving import create_app
 from churnops.serving.auth import create_key
+from tests.conftest import free_port
 from tests.factories import loyal_customer, obvious_churner
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -45,7 +39,7 @@ def server(serving_settings: Any, champion: Predictor) -> Iterator[dict[str, Any
 
     admin = create_key(settings, "srv-admin", "admin")["key"]
     app = create_app(settings, predictor=champion, loader=loader)
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -21,15 +21,10 @@ import orjson
 import pytest
 
 from churnops.serving.auth import create_key
+from tests.conftest import free_port
 from tests.factories import obvious_churner
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _open_request(port: int, key: str) -> tuple[socket.socket, bytes]:
@@ -72,7 +67,7 @@ def test_sigterm_drains_readiness_then_finishes_requests_in_flight(
 ) -> None:
     """SIGTERM: /readyz 503 while serving goes on, then the port closes, in-flight ends 200."""
     key = create_key(serving_settings, "drain-test", "scorer")["key"]
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "CHURNOPS_HOME": str(serving_settings.home),

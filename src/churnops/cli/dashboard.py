@@ -9,8 +9,8 @@ from churnops.cli.output import JsonOption, console, handle_errors, out, print_j
 
 @handle_errors
 def dashboard_command(
-    host: str = typer.Option("127.0.0.1", "--host", help="Bind address."),
-    port: int = typer.Option(8501, "--port", help="Port."),
+    host: str | None = typer.Option(None, "--host", help="Bind address [127.0.0.1]."),
+    port: int | None = typer.Option(None, "--port", help="Port [8501]."),
     insecure_no_auth: bool = typer.Option(
         False,
         "--insecure-no-auth",
@@ -22,8 +22,10 @@ def dashboard_command(
     from churnops.config import get_settings
     from churnops.dashboard.launch import check_bind, start, wait_ready
 
-    check_bind(host, insecure_no_auth)
     settings = get_settings()
+    host = host or settings.dashboard_host
+    port = settings.dashboard_port if port is None else port
+    check_bind(host, insecure_no_auth)
     url = f"http://{host}:{port}"
     process = start(settings, host, port, insecure_no_auth)
     try:

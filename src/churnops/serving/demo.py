@@ -15,7 +15,6 @@ from churnops.config import Settings
 
 DEMO_KEY_NAME = "demo"
 DEMO_ANALYST_KEY_NAME = "demo-analyst"
-DASHBOARD_PORT = 8501
 
 
 def fresh_key(settings: Settings, name: str, role: str) -> str:
@@ -49,8 +48,8 @@ def serve_demo(settings: Settings, say: Callable[[str], None] = print) -> None:
 
     info = demo_key_and_curl(settings)
     analyst = fresh_key(settings, DEMO_ANALYST_KEY_NAME, "analyst")
-    dashboard_url = f"http://127.0.0.1:{DASHBOARD_PORT}"
-    dashboard = start(settings, "127.0.0.1", DASHBOARD_PORT)
+    dashboard_url = f"http://127.0.0.1:{settings.dashboard_port}"
+    dashboard = start(settings, "127.0.0.1", settings.dashboard_port)
     try:
         ready = wait_ready(dashboard_url, dashboard)
         say(f"Serving the champion at {info['url']} (docs: {info['docs']}); Ctrl-C stops both.")
