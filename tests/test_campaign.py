@@ -33,6 +33,14 @@ def test_plan_by_hand() -> None:
     assert plan.curve_profit == pytest.approx([0.0, 35.0, 55.0, 60.0, 55.0])
 
 
+def test_a_missing_value_saves_nothing() -> None:
+    """NaN (no value recorded) counts as 0, as training fills a missing value."""
+    values = np.array([100.0, np.nan, 100.0, 100.0])
+    profit = cumulative_profit(SCORES, values, ECONOMICS)
+    assert profit == pytest.approx([0.0, 35.0, 25.0, 30.0, 25.0])
+    assert plan_campaign(SCORES, values, ECONOMICS).contacts == 1
+
+
 def test_per_customer_values_change_the_plan() -> None:
     """A valuable customer further down the list is worth reaching."""
     values = np.array([100.0, 10.0, 10.0, 1000.0])

@@ -54,13 +54,15 @@ def cumulative_profit(
     ``n * offer_cost`` and saves ``sum(outcome_i * acceptance_rate * value_i)`` over them;
     ``outcome`` is the realised label (what a threshold would have earned) or the churn
     probability (what a campaign is expected to earn). ``values`` None means every
-    customer is worth ``economics.customer_value``.
+    customer is worth ``economics.customer_value``; a missing value (NaN) saves nothing,
+    as training counts a missing value-column entry.
     """
     outcomes = np.asarray(outcomes, dtype=float)
     if values is None:
         saved = outcomes * (economics.acceptance_rate * economics.customer_value)
     else:
-        saved = outcomes * np.asarray(values, dtype=float) * economics.acceptance_rate
+        v = np.asarray(values, dtype=float)
+        saved = outcomes * np.where(np.isnan(v), 0.0, v) * economics.acceptance_rate
     profit = np.empty(len(outcomes) + 1)
     profit[0] = 0.0
     np.cumsum(saved, out=profit[1:])
