@@ -67,7 +67,6 @@ class _Run:
     model_name: str
     model_version: str
     threshold: float
-    rows_scored: int
     key: SegmentKey
     value_column: str | None
 
@@ -103,7 +102,6 @@ def _run(conn: sa.Connection, day: date | None) -> _Run:
             runs.c.model_name,
             runs.c.model_version,
             runs.c.threshold,
-            runs.c.rows_scored,
             runs.c.segments,
             runs.c.value_column,
         )
@@ -134,7 +132,6 @@ def _run(conn: sa.Connection, day: date | None) -> _Run:
         model_name=row.model_name,
         model_version=row.model_version,
         threshold=float(row.threshold),
-        rows_scored=int(row.rows_scored),
         key=SegmentKey.from_json(row.segments),
         value_column=row.value_column,
     )
