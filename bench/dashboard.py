@@ -3,6 +3,7 @@
     .venv/bin/python bench/dashboard.py seed STORE [--customers 1000000] [--dates 5]
     .venv/bin/python bench/dashboard.py data [--customers 1000000] [--dates 5] [--rounds 5]
                                              [--sqlite FILE] [--postgres URL] [--skip-postgres]
+    .venv/bin/python bench/dashboard.py pages [the same options]
 
 ``seed`` fills a store (an SQLite file path or a PostgreSQL URL) the way ``churnops
 score`` leaves it, without a model: per date a ``scoring_runs`` row (segment key, value
@@ -16,7 +17,15 @@ contribution, value) for the top 10,000 above the threshold.
 given), then times each read of :mod:`churnops.batch.risk` in the same process, median of
 ``--rounds``. The totals cache is emptied before every timed call, so "first" and "new
 filter" numbers always include the scan of the run. One function per measurement
-(``measure_*``): page-render timings can be added beside them.
+(``measure_*``).
+
+``pages`` renders the pages themselves with Streamlit's AppTest (the server-side script
+run a browser waits for: every read, every chart built, the element tree sent), with all
+caches empty for a first render and after a widget change: At risk (first render, a new
+segment filter, the next page), Customer (first render; the seed has no model, so the
+page shows the stored reasons) and Campaign planner (first render, a budget change).
+The Model and Monitoring pages read the registry and the monitoring tables, whose size
+does not grow with the number of customers, so they are not part of this bench.
 Not a test: numbers are printed (see docs/batch.md, "Dashboard queries").
 """
 
@@ -79,7 +88,11 @@ def main() -> None:
     data.add_argument("--sqlite", help="an SQLite file seeded before (default: seed one)")
     data.add_argument("--postgres", help="a PostgreSQL URL seeded before (default: seed one)")
     data.add_argument("--skip-postgres", action="store_true")
-    for p in (seeding, data):
+    pages = sub.add_parser("pages", help="time the dashboard's pages (AppTest) on both stores")
+    for option in ("--rounds", "--sqlite", "--postgres"):
+        pages.add_argument(option, **({"type": int, "default": 3} if option == "--rounds" else {}))
+    pages.add_argument("--skip-postgres", action="store_true")
+    for p in (seeding, data, pages):
         p.add_argument("--customers", type=int, default=1_000_000)
         p.add_argument("--dates", type=int, default=5)
     args = parser.parse_args()
@@ -88,7 +101,10 @@ def main() -> None:
         print(f"seeded {args.dates} dates x {args.customers:,} customers in {seconds:.1f}s")
         return
     with tempfile.TemporaryDirectory(prefix="churnops-bench-dashboard-") as tmp:
-        bench_data(Path(tmp), args)
+        if args.command == "pages":
+            bench_pages(Path(tmp), args)
+        else:
+            bench_data(Path(tmp), args)
 
 
 def store_url(store: str) -> str:
@@ -319,6 +335,20 @@ MEASUREMENTS: dict[str, tuple[Callable[[Settings, int], float], float | None]] =
 
 def bench_data(tmp: Path, args: argparse.Namespace) -> None:
     """Seed (unless given) both stores, then print one row per measurement."""
+    with seeded_stores(tmp, args) as stores:
+        results = {
+            name: {
+                label: measure(Settings(home=tmp / "home", database_url=url), args.rounds)
+                for label, (measure, _) in MEASUREMENTS.items()
+            }
+            for name, url in stores.items()
+        }
+    print_table(results, MEASUREMENTS, args, "totals cache emptied before each call")
+
+
+@contextmanager
+def seeded_stores(tmp: Path, args: argparse.Namespace) -> Iterator[dict[str, str]]:
+    """Yield {backend: URL} of the stores to time, seeded here unless given."""
     stores: dict[str, str] = {}
     with _postgres(args) as pg_url:
         if args.sqlite:
@@ -332,23 +362,142 @@ def bench_data(tmp: Path, args: argparse.Namespace) -> None:
             if not args.postgres:
                 seconds = seed(pg_url, args.customers, args.dates)
                 print(f"seed PostgreSQL: {args.dates} x {args.customers:,} rows in {seconds:.1f}s")
-        results = {
-            name: {
-                label: measure(Settings(home=tmp / "home", database_url=url), args.rounds)
-                for label, (measure, _) in MEASUREMENTS.items()
-            }
-            for name, url in stores.items()
-        }
+        yield stores
+
+
+def print_table(
+    results: dict[str, dict[str, float]],
+    measurements: dict[str, tuple[Any, float | None]],
+    args: argparse.Namespace,
+    note: str,
+) -> None:
+    """Print one markdown row per measurement, one column per store."""
     names = list(results)
     print(
         f"\n{args.dates} dates x {args.customers:,} customers, median of {args.rounds} "
-        "(seconds; totals cache emptied before each call)\n"
+        f"(seconds; {note})\n"
     )
-    print(f"| read | {' | '.join(names)} | target |")
+    print(f"| measurement | {' | '.join(names)} | target |")
     print(f"|---|{'---|' * len(names)}---|")
-    for label, (_, target) in MEASUREMENTS.items():
+    for label, (_, target) in measurements.items():
         cells = " | ".join(f"{results[n][label]:.3f}" for n in names)
         print(f"| {label} | {cells} | {f'≤ {target:.0f} s' if target else ''} |")
+
+
+# --- page renders (Streamlit AppTest) -----------------------------------------------------
+
+
+def app(page: str) -> Any:
+    """A signed-in AppTest of the dashboard, on ``page``, with every cache empty."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from churnops.dashboard import launch
+    from churnops.serving.auth import Principal
+
+    st.cache_data.clear()
+    risk._TOTALS.kept.clear()
+    at = AppTest.from_file(str(launch.APP), default_timeout=300)
+    at.session_state["principal"] = Principal("bench", "analyst")
+    at.session_state["key"] = ""
+    at.session_state["checked_at"] = 1e18
+    if page != "at_risk":
+        at.run()
+        at.switch_page(f"pages/{page}.py")
+    return at
+
+
+def rendered(at: Any) -> float:
+    """Run ``at`` once; return the seconds, failing loudly on a page exception."""
+    started = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - started
+    if at.exception:
+        raise RuntimeError(f"page failed: {[e.value for e in at.exception]}")
+    return seconds
+
+
+def median_of(rounds: int, one: Callable[[], float]) -> float:
+    return statistics.median(one() for _ in range(rounds))
+
+
+def page_at_risk_first(rounds: int) -> float:
+    return median_of(rounds, lambda: rendered(app("at_risk")))
+
+
+def page_at_risk_filter(rounds: int) -> float:
+    def one() -> float:
+        at = app("at_risk")
+        rendered(at)
+        st_clear()
+        at.selectbox(key="seg:contract").set_value("Month-to-month")
+        return rendered(at)
+
+    return median_of(rounds, one)
+
+
+def page_at_risk_next(rounds: int) -> float:
+    def one() -> float:
+        at = app("at_risk")
+        rendered(at)
+        at.number_input(key="page_no").set_value(2)
+        return rendered(at)
+
+    return median_of(rounds, one)
+
+
+def page_customer_first(rounds: int) -> float:
+    def one() -> float:
+        at = app("customer")
+        at.session_state["customer_id"] = "C00123456"
+        return rendered(at)
+
+    return median_of(rounds, one)
+
+
+def page_campaign_first(rounds: int) -> float:
+    return median_of(rounds, lambda: rendered(app("campaign")))
+
+
+def page_campaign_budget(rounds: int) -> float:
+    def one() -> float:
+        at = app("campaign")
+        rendered(at)
+        at.number_input(key="budget").set_value(20_000.0)
+        return rendered(at)
+
+    return median_of(rounds, one)
+
+
+def st_clear() -> None:
+    """Empty the caches a widget change would find cold (a filter never seen before)."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    risk._TOTALS.kept.clear()
+
+
+PAGES: dict[str, tuple[Callable[[int], float], float | None]] = {
+    "At risk: first render": (page_at_risk_first, 2.0),
+    "At risk: new segment filter": (page_at_risk_filter, 1.0),
+    "At risk: next page": (page_at_risk_next, 1.0),
+    "Customer: first render": (page_customer_first, 2.0),
+    "Campaign planner: first render": (page_campaign_first, 2.0),
+    "Campaign planner: budget change": (page_campaign_budget, 1.0),
+}
+
+
+def bench_pages(tmp: Path, args: argparse.Namespace) -> None:
+    """Seed (unless given) both stores, then time each page as AppTest renders it."""
+    from churnops.config import get_settings
+
+    results: dict[str, dict[str, float]] = {}
+    with seeded_stores(tmp, args) as stores:
+        for name, url in stores.items():
+            os.environ.update(CHURNOPS_HOME=str(tmp / "home"), CHURNOPS_DATABASE_URL=url)
+            get_settings.cache_clear()
+            results[name] = {label: measure(args.rounds) for label, (measure, _) in PAGES.items()}
+    print_table(results, PAGES, args, "every cache empty before the timed render")
 
 
 @contextmanager
