@@ -402,8 +402,10 @@ def app(page: str) -> Any:
     at.session_state["key"] = ""
     at.session_state["checked_at"] = 1e18
     if page != "at_risk":
-        at.run()
+        at.run()  # lands on the default page first, which fills some caches
         at.switch_page(f"pages/{page}.py")
+        st.cache_data.clear()
+        risk._TOTALS.kept.clear()
     return at
 
 
@@ -428,8 +430,7 @@ def page_at_risk_first(rounds: int) -> float:
 def page_at_risk_filter(rounds: int) -> float:
     def one() -> float:
         at = app("at_risk")
-        rendered(at)
-        st_clear()
+        rendered(at)  # what the session has read so far stays cached, as in a browser
         at.selectbox(key="seg:contract").set_value("Month-to-month")
         return rendered(at)
 
@@ -467,14 +468,6 @@ def page_campaign_budget(rounds: int) -> float:
         return rendered(at)
 
     return median_of(rounds, one)
-
-
-def st_clear() -> None:
-    """Empty the caches a widget change would find cold (a filter never seen before)."""
-    import streamlit as st
-
-    st.cache_data.clear()
-    risk._TOTALS.kept.clear()
 
 
 PAGES: dict[str, tuple[Callable[[int], float], float | None]] = {

@@ -114,7 +114,4 @@ actions[1].download_button(
     key="export",
 )
 
-left, right = st.columns(2)
-left.plotly_chart(charts.top_reason_counts(page["rows"]), key="reasons_chart")
-scores, _values, _ids = reads.campaign_scores(ctx.settings, ctx.store, day)
-right.plotly_chart(charts.score_distribution(scores, overview["threshold"]), key="scores_chart")
+st.plotly_chart(charts.top_reason_counts(page["rows"]), key="reasons_chart")
