@@ -396,6 +396,7 @@ def app(page: str) -> Any:
     from churnops.serving.auth import Principal
 
     st.cache_data.clear()
+    st.cache_resource.clear()
     risk._TOTALS.kept.clear()
     at = AppTest.from_file(str(launch.APP), default_timeout=300)
     at.session_state["principal"] = Principal("bench", "analyst")
@@ -405,6 +406,7 @@ def app(page: str) -> Any:
         at.run()  # lands on the default page first, which fills some caches
         at.switch_page(f"pages/{page}.py")
         st.cache_data.clear()
+        st.cache_resource.clear()
         risk._TOTALS.kept.clear()
     return at
 
