@@ -51,7 +51,6 @@ def test_reasons_join_and_the_csv_report_uses_them() -> None:
     ]
     text = "contract = Month-to-month raises risk; tenure = 30 lowers risk"
     assert reason_text(reasons) == text
-    assert reason_text({"reasons": reasons}) == text
     assert reason_text([]) == ""
     row = {"risk_rank": 1, "customer_id": "C1", "score": 0.9, "reasons": reasons}
     report = {"customers": [{**row, "model_version": "3"}]}

@@ -87,33 +87,8 @@ def to_csv(report: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def to_html(report: dict[str, Any]) -> str:
-    """Render a report as a standalone HTML page."""
-    from html import escape
-
-    body = "\n".join(
-        f"<tr><td>{row['risk_rank']}</td><td>{escape(str(row['customer_id']))}</td>"
-        f"<td>{row['score']:.4f}</td><td>{escape(reason_text(row))}</td></tr>"
-        for row in report["customers"]
-    )
-    title = f"High-risk customers, {report['scoring_date']}"
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head>"
-        f"<body><h1>{title}</h1><p>{report['high_risk_total']:,} customers above the "
-        "threshold; the riskiest first.</p><table border='1' cellpadding='4'>"
-        "<tr><th>rank</th><th>customer</th><th>score</th><th>top reasons</th></tr>\n"
-        f"{body}\n</table></body></html>\n"
-    )
-
-
-def reason_text(reasons: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> str:
-    """Return reasons as sentences for people, joined by ``; `` (see :func:`reason_sentence`).
-
-    A report row (a mapping with ``reasons``) is accepted too: ``churnops report
-    high-risk``'s table passes its rows.
-    """
-    if isinstance(reasons, Mapping):
-        reasons = reasons["reasons"]
+def reason_text(reasons: Sequence[Mapping[str, Any]]) -> str:
+    """Return reasons as sentences for people, joined by ``; `` (see :func:`reason_sentence`)."""
     return "; ".join(reason_sentence(r) for r in reasons)
 
 

@@ -121,7 +121,10 @@ def print_high_risk(report: dict) -> None:
         view.add_column(col)
     for row in report["customers"]:
         view.add_row(
-            str(row["risk_rank"]), str(row["customer_id"]), f"{row['score']:.3f}", reason_text(row)
+            str(row["risk_rank"]),
+            str(row["customer_id"]),
+            f"{row['score']:.3f}",
+            reason_text(row["reasons"]),
         )
     out.print(view)
 
