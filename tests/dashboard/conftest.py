@@ -4,6 +4,7 @@ Telco-like demo columns and on a table with other names (nothing may assume the 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -134,6 +135,15 @@ def other_store(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
     return seed_home(
         home, first, later, target="churned", id_column="account_id", value_column=None
     )
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Put ``__main__`` back after AppTest: it leaves the app script there, and a later
+    test's "spawn" worker processes would then re-run the app instead of their target."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture

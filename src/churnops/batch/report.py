@@ -63,7 +63,13 @@ def high_risk(
         raise DataError(f"No high-risk customers scored for {day.isoformat()}.")
     for row in rows:
         row["reasons"] = json.loads(row["reasons"]) if row["reasons"] else []
-    return {"scoring_date": day.isoformat(), "high_risk_total": total, "customers": rows}
+    threshold = run["threshold"] if run is not None else None
+    return {
+        "scoring_date": day.isoformat(),
+        "threshold": threshold,
+        "high_risk_total": total,
+        "customers": rows,
+    }
 
 
 def to_csv(report: dict[str, Any]) -> str:
