@@ -44,7 +44,7 @@ def test_a_reason_reads_as_a_sentence(reason: dict, sentence: str) -> None:
 
 
 def test_reasons_join_and_the_csv_report_uses_them() -> None:
-    """A row's reasons are joined by '; ' in the report's CSV (and from a report row)."""
+    """A row's reasons are joined by '; ' in the report's CSV."""
     reasons = [
         {"feature": "contract", "contribution": 0.5, "value": "Month-to-month"},
         {"feature": "tenure", "contribution": -0.1, "value": 30},
