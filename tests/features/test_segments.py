@@ -60,7 +60,7 @@ def test_configured_columns_that_cannot_segment_are_skipped_with_a_warning(
 
 
 def test_more_than_the_maximum_is_cut_with_a_warning() -> None:
-    """Seven usable columns configured: the first six are kept, the seventh is named."""
+    """One usable column too many: the first MAX_COLUMNS are kept, the last is named."""
     frame = pd.DataFrame({f"c{i}": ["a", "b"] * 20 for i in range(MAX_COLUMNS + 1)})
     frame["y"] = ["yes", "no"] * 20
     contract = infer_contract(frame, "y")

@@ -11,8 +11,10 @@ the same way after the champion changes, and a filter is integer arithmetic that
 on SQLite and PostgreSQL alike.
 
 Segment columns are derived from the champion's contract, never named in code: its
-categorical (at most :data:`MAX_LEVELS` levels) and boolean feature columns, the first
-:data:`MAX_COLUMNS` in contract order, unless ``score_segment_columns`` names them.
+categorical (at most :data:`MAX_LEVELS` levels) and boolean feature columns in contract
+order, at most :data:`MAX_COLUMNS` (a filter each in the dashboard; 16 columns of 12
+levels take 13**16 < 2**62 codes, so any such set fits one signed 64-bit integer),
+unless ``score_segment_columns`` names them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from churnops.data.rules import ColumnRule
 
 MAX_LEVELS = 12
-MAX_COLUMNS = 6
+MAX_COLUMNS = 16
 MISSING_LEVEL = "(missing)"
 
 
