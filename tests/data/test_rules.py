@@ -163,3 +163,21 @@ def test_table_record_and_batch_paths_agree(column: str, cells: list[Any]) -> No
     if good:
         batch = codec.encode_matrix([records[i] for i in good])
         assert batch.tobytes() == X.tobytes()
+
+
+@pytest.mark.parametrize("cells", [[0, False], [False, 0], [1.0, True], [True, 1, "1"]])
+def test_a_flag_beside_an_equal_number_is_judged_as_itself(cells: list[Any]) -> None:
+    """``False == 0`` as a key: the table path must not give the flag the number's verdict."""
+    contract = infer_contract(make_customers(300), "churn", "customer_id")
+    records = make_customers(len(cells), seed=5).drop(columns="churn").to_dict("records")
+    for record, cell in zip(records, cells, strict=True):
+        record["tenure"] = cell
+    judged = FeatureEncoder(contract).judge(pd.DataFrame(records).astype({"tenure": object}))
+    codec = RecordCodec(contract)
+    for i, record in enumerate(records):
+        try:
+            codec.encode(record)
+            refused = False
+        except ScoringInputError:
+            refused = True
+        assert refused == (i in judged.problems), (cells[i], judged.problems.get(i))

@@ -129,7 +129,7 @@ def _distinct_column(
     """Judge each distinct value once with :meth:`ColumnRule.judge`; rows take it by code."""
     try:
         codes, uniques = factorize(values)
-        per_cell = _mixes_flags_and_numbers(uniques)
+        per_cell = _mixes_flags_and_numbers(uniques, values)
     except TypeError:  # an unhashable cell (a list or dict from JSON)
         per_cell = True
     if per_cell:
@@ -154,11 +154,27 @@ def _distinct_column(
     return verdicts, per_value[codes]
 
 
-def _mixes_flags_and_numbers(uniques: np.ndarray) -> bool:
-    if uniques.dtype != object or len(uniques) < 2:
+def _mixes_flags_and_numbers(uniques: np.ndarray, values: pd.Series) -> bool:
+    """True when a column holds both flags and numbers: factorize may have merged them.
+
+    ``False == 0`` and ``True == 1`` as keys, so ``[0, False]`` factorizes to the single
+    unique ``0`` and the flag would take the number's verdict (or the other way round).
+    The uniques cannot show it, so the cells are looked at — only in object columns with
+    a flag or a number among their uniques (never in a column of text).
+    """
+    if uniques.dtype != object or not any(
+        isinstance(u, bool | float | int | np.number) for u in uniques
+    ):
         return False
-    flags = sum(isinstance(u, bool | np.bool_) for u in uniques)
-    return 0 < flags < len(uniques)
+    flags = numbers = False
+    for v in values:
+        if isinstance(v, bool | np.bool_):
+            flags = True
+        elif isinstance(v, int | float | np.number):
+            numbers = True
+        if flags and numbers:
+            return True
+    return False
 
 
 def _id_column(ids: pd.Series) -> tuple[list[Verdict], np.ndarray | None]:
