@@ -53,6 +53,8 @@ class Catalog(Protocol):
 
     def versions(self, name: str) -> list[VersionRecord]: ...
 
+    def artifact_root(self, run_id: str) -> str | None: ...
+
 
 def is_sql_uri(uri: str) -> bool:
     """Return True when the tracking URI is a database this module can read directly."""
@@ -107,6 +109,17 @@ class SqlCatalog:
     def versions(self, name: str) -> list[VersionRecord]:
         """Return every live version of ``name``, newest first."""
         return self._versions(name, None)
+
+    def artifact_root(self, run_id: str) -> str | None:
+        """Return the artifact URI of a run (where its logged tables are), or None."""
+        t = self._tables()
+        if t is None:
+            return None
+        runs = t["runs"]
+        query = t["sa"].select(runs.c.artifact_uri).where(runs.c.run_uuid == run_id)
+        with t["engine"].connect() as conn:
+            row = conn.execute(query).first()
+        return row[0] if row else None
 
     def _versions(self, name: str, version: int | None) -> list[VersionRecord]:
         t = self._tables()
@@ -190,6 +203,7 @@ def _reflect(uri: str) -> dict[str, Any] | None:
             return None  # nothing registered yet: do not create an empty database file
     engine = _engine(uri)
     names = (
+        "runs",
         "registered_models",
         "registered_model_aliases",
         "model_versions",
@@ -241,6 +255,10 @@ class MlflowCatalog:
         found = client.search_model_versions(f"name = '{name}'")
         records = [self._record(client, mv) for mv in found]
         return sorted(records, key=lambda r: int(r.version), reverse=True)
+
+    def artifact_root(self, run_id: str) -> str | None:
+        """None: remote stores download a run's files through MLflow."""
+        return None
 
     @staticmethod
     def _record(client: Any, mv: Any) -> VersionRecord:

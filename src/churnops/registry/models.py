@@ -256,7 +256,16 @@ def spark_udf(spark: Any, settings: Settings, alias: str = CHAMPION) -> Any:
 def load_run_frame(
     settings: Settings, run_id: str, artifact: str = HOLDOUT_ARTIFACT
 ) -> pd.DataFrame:
-    """Read a table logged with a training run (its holdout or its reference snapshot)."""
+    """Read a table logged with a training run (its holdout or its reference snapshot).
+
+    With a SQL tracking store and local artifacts the file is read in place (no MLflow
+    import: ~2 s of the dashboard's customer page); otherwise MLflow downloads it.
+    """
+    from churnops.registry.catalog import local_path
+
+    root = local_path(_catalog(settings).artifact_root(run_id))
+    if root is not None and (root / artifact).is_file():
+        return pd.read_parquet(root / artifact)
     import mlflow
 
     configure(settings)
