@@ -79,8 +79,11 @@ def test_validate_fails_with_rows_and_exit_1(tmp_path: Path) -> None:
         "validate", str(tmp_path / "bad.csv"), "--contract", str(tmp_path / "c.json"), code=1
     )
     assert report["ok"] is False
-    assert report["issues"][0]["check"] == "unseen_category"
-    assert report["issues"][0]["rows"] == [3]
+    issue = report["issues"][0]
+    assert issue["check"] == "unseen_category"
+    assert (issue["rows"], issue["lines"]) == ([4], [5])  # row 4 of the table, line 5 of the file
+    assert issue["message"].startswith("'contract': 1 row(s): unknown category (sent 'Weekly'; ")
+    assert issue["message"].endswith("); row 4 (line 5)")
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:

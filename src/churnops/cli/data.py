@@ -102,7 +102,8 @@ def validate_command(
     """Validate a table against a contract (file, inferred, or the champion's); exit 1 on errors."""
     from churnops.config import get_settings
     from churnops.data.contract import DataContract, infer_contract
-    from churnops.data.validation import validate
+    from churnops.data.sources import CSV_SUFFIXES
+    from churnops.data.validation import csv_first_line, validate
     from churnops.errors import ConfigError, ModelNotFoundError
 
     df = read_source(data, db, table)
@@ -121,7 +122,10 @@ def validate_command(
                 "infer one, or train a model first."
             ) from None
         used, origin = loaded.model.contract, f"champion v{loaded.version.version}"
-    report = validate(df, used, require_target=not scoring).report
+    first_line = None
+    if data is not None and not (db or table) and data.suffix.lower() in CSV_SUFFIXES:
+        first_line = csv_first_line(data, len(df))
+    report = validate(df, used, require_target=not scoring, first_line=first_line).report
     if as_json:
         print_json({"ok": report.ok, "contract": origin, **report.model_dump()})
     else:

@@ -68,11 +68,12 @@ class Problem:
     @property
     def reason(self) -> str:
         """Return the one-line text stored with a rejected batch row."""
-        return f"{self.field}: {self.verdict.message}, sent {_shown(self.sent)}"
+        return f"{self.field}: {self.verdict.message}, sent {shown(self.sent)}"
 
 
-def _shown(value: Any, limit: int = 120) -> str:
-    text = repr(value)
+def shown(value: Any, limit: int = 120) -> str:
+    """Return a sent value as messages quote it: its repr (numpy scalars as Python's), cut."""
+    text = repr(value.item() if isinstance(value, np.generic) else value)
     return text if len(text) <= limit else text[:limit] + "…"
 
 

@@ -5,11 +5,18 @@ ones the API, batch scoring and the pyfunc apply, so a table and a JSON record h
 same value get the same verdict and message. This module adds what only a whole table has:
 missing or extra columns, duplicate ids, the label, and warnings (blanks read as missing,
 values beyond the range seen in training, constant columns).
+
+Rows are counted as people count them: row 1 is the table's first data row. Positions
+(0-based) stay inside the code — ``bad_rows`` and the judged problems are keyed by them —
+and every message and :class:`Issue` says rows, plus the file's line when the caller knows
+where the rows start (``first_line``; :func:`csv_first_line` works it out for a CSV).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -20,14 +27,20 @@ from pydantic import BaseModel
 from churnops.data.contract import BLANK_STRINGS, ColumnSpec, DataContract, clean_text
 from churnops.data.distinct import factorize, has_repeats
 from churnops.data.judged import JudgedFrame, judge_frame
-from churnops.data.rules import ColumnRule, Problem, column_rules
+from churnops.data.rules import ColumnRule, Problem, column_rules, shown
 
 Severity = Literal["error", "warning"]
 MAX_ROWS_SHOWN = 10
 
 
 class Issue(BaseModel):
-    """One problem found: which check, which column, which rows, what was expected."""
+    """One problem found: which check, which column, which rows, what was expected.
+
+    ``rows`` are 1-based row numbers (row 1: the first data row, below any header) and
+    ``lines`` the same rows' line numbers in the source file, when known (else empty);
+    both hold the first :data:`MAX_ROWS_SHOWN` of ``count``. ``examples`` are the
+    offending values as text.
+    """
 
     severity: Severity
     check: str
@@ -35,6 +48,7 @@ class Issue(BaseModel):
     message: str
     count: int = 0
     rows: list[int] = []
+    lines: list[int] = []
     examples: list[str] = []
 
 
@@ -69,7 +83,10 @@ class ValidationReport(BaseModel):
 
 @dataclass
 class ValidationResult:
-    """The report, the cleaned table, the judged columns, and which rows carry errors."""
+    """The report, the cleaned table, the judged columns, and which rows carry errors.
+
+    ``bad_rows`` maps a row's 0-based position in the table to its reasons.
+    """
 
     report: ValidationReport
     frame: pd.DataFrame
@@ -84,6 +101,7 @@ def validate(
     require_target: bool = True,
     rules: list[ColumnRule] | None = None,
     clean: bool = True,
+    first_line: int | None = None,
 ) -> ValidationResult:
     """Validate ``df`` against ``contract`` and return a report plus the cleaned table.
 
@@ -98,8 +116,10 @@ def validate(
         rules: the contract's column rules, when the caller holds them already.
         clean: also return the table with numbers as numbers and categories as clean
             text (training keeps it); batch scoring encodes from the judged columns instead.
+        first_line: the source file's line holding row 1, when every row is one line
+            (see :func:`csv_first_line`); messages then say ``row 5 (line 6)``.
     """
-    checker = _Checker(df, contract)
+    checker = _Checker(df, contract, first_line)
     checker.run(require_target, rules or column_rules(contract), clean)
     report = ValidationReport(rows=len(df), columns=df.shape[1], issues=checker.issues)
     return ValidationResult(
@@ -108,12 +128,13 @@ def validate(
 
 
 class _Checker:
-    def __init__(self, df: pd.DataFrame, contract: DataContract) -> None:
+    def __init__(self, df: pd.DataFrame, contract: DataContract, first_line: int | None) -> None:
         # A shallow copy: cleaning replaces whole columns (``frame[name] = ...``) and never
         # writes into one, so the caller's table is untouched without copying every cell.
         self.frame = df.copy(deep=False)
         self.frame.index = pd.RangeIndex(len(df))
         self.contract = contract
+        self.first_line = first_line
         self.issues: list[Issue] = []
         self.bad_rows: dict[int, list[str]] = {}
 
@@ -148,21 +169,15 @@ class _Checker:
                 self.bad_rows.setdefault(row, []).append(problem.reason)
         for (column, message), found in grouped.items():
             found.sort(key=lambda item: item[0])
-            rows = [r for r, _ in found]
             first = found[0][1]
-            sent = list(dict.fromkeys(repr(p.sent) for _, p in found))[:MAX_ROWS_SHOWN]
-            allowed = first.allowed
-            if isinstance(allowed, list):
-                allowed = ", ".join(map(str, allowed[:20])) + (", …" if len(allowed) > 20 else "")
-            self._add(
+            self._rows_issue(
                 "error",
                 first.verdict.check,
-                f"{column!r}: {len(rows)} row(s): {message} (sent {', '.join(sent)}; "
-                f"allowed: {allowed}); {_rows_text(rows)}",
-                column=column,
-                count=len(rows),
-                rows=rows[:MAX_ROWS_SHOWN],
-                examples=list(dict.fromkeys(str(p.sent) for _, p in found))[:MAX_ROWS_SHOWN],
+                column,
+                message,
+                [r for r, _ in found],
+                [p.sent for _, p in found],
+                _allowed_text(first.allowed),
             )
 
     def _row_error(
@@ -177,21 +192,47 @@ class _Checker:
         rows = np.flatnonzero(np.asarray(mask, dtype=bool))
         if len(rows) == 0:
             return
-        examples = []
-        if values is not None:
-            examples = [str(v) for v in pd.unique(values.to_numpy()[rows])[:MAX_ROWS_SHOWN]]
+        sent = None if values is None else values.to_numpy(dtype=object)[rows].tolist()
+        self._rows_issue("error", check, column, message, rows.tolist(), sent)
+        for i, r in enumerate(rows.tolist()):
+            said = "" if sent is None else f", sent {shown(sent[i])}"
+            self.bad_rows.setdefault(r, []).append(f"{column}: {message}{said}")
+
+    def _rows_issue(
+        self,
+        severity: Severity,
+        check: str,
+        column: str | None,
+        message: str,
+        rows: list[int],
+        sent: list[Any] | None,
+        allowed: str = "",
+    ) -> None:
+        """Add one issue about ``rows`` (positions, sorted): what was sent, then which rows.
+
+        ``'contract': 1 row(s): unknown category (sent 'Weekly'; allowed: Month-to-month,
+        One year, Two year); row 4 (line 5)``. Missing values are not quoted (the message
+        says they are missing), nor is ``allowed`` when the message already states it.
+        """
+        values = list(dict.fromkeys(v for v in sent or [] if v is not None))
+        said = []
+        if values:
+            more = ", …" if len(values) > MAX_ROWS_SHOWN else ""
+            said.append("sent " + ", ".join(shown(v) for v in values[:MAX_ROWS_SHOWN]) + more)
+        if allowed and allowed not in message:
+            said.append(f"allowed: {allowed}")
+        what = f"{message} ({'; '.join(said)})" if said else message
+        first = rows[:MAX_ROWS_SHOWN]
         self._add(
-            "error",
+            severity,
             check,
-            f"{column!r}: {len(rows)} row(s): {message}; {_rows_text(rows.tolist())}",
+            f"{column!r}: {len(rows)} row(s): {what}; {rows_text(rows, self.first_line)}",
             column=column,
             count=len(rows),
-            rows=rows[:MAX_ROWS_SHOWN].tolist(),
-            examples=examples,
+            rows=[r + 1 for r in first],
+            lines=[] if self.first_line is None else [r + self.first_line for r in first],
+            examples=[str(v) for v in values[:MAX_ROWS_SHOWN]],
         )
-        reason = f"{column}: {message}"
-        for r in rows.tolist():
-            self.bad_rows.setdefault(r, []).append(reason)
 
     def _columns(self, require_target: bool) -> None:
         present = set(self.frame.columns)
@@ -223,15 +264,9 @@ class _Checker:
         if not _is_number_dtype(raw):
             text = raw.astype("string").str.strip()
             blank = text.isna() | text.str.lower().isin(BLANK_STRINGS)
-            coerced = int((blank & raw.notna()).sum())
-            if coerced:
-                self._add(
-                    "warning",
-                    "coerced_blanks",
-                    f"{spec.name!r}: {coerced} blank cell(s) read as missing.",
-                    column=spec.name,
-                    count=coerced,
-                )
+            self._rows_warning(
+                "coerced_blanks", spec.name, "blank text read as missing", blank & raw.notna(), raw
+            )
             if clean:  # only text is replaced: int columns stay int
                 self.frame[spec.name] = pd.to_numeric(text.mask(blank), errors="coerce")
         if spec.min is None or spec.max is None:
@@ -240,16 +275,21 @@ class _Checker:
         with np.errstate(invalid="ignore"):
             beyond = (row < spec.min) | (row > spec.max)
         beyond &= ~self.judged.bad
-        unseen = int(np.count_nonzero(beyond))
-        if unseen:
-            self._add(
-                "warning",
-                "beyond_seen_range",
-                f"{spec.name!r}: {unseen} value(s) beyond the range seen in "
-                f"training [{spec.min:g}, {spec.max:g}].",
-                column=spec.name,
-                count=unseen,
-            )
+        self._rows_warning(
+            "beyond_seen_range",
+            spec.name,
+            f"beyond the range seen in training [{spec.min:g}, {spec.max:g}]",
+            beyond,
+            raw,
+        )
+
+    def _rows_warning(
+        self, check: str, column: str, message: str, mask: Any, values: pd.Series | None = None
+    ) -> None:
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if len(rows):
+            sent = None if values is None else values.to_numpy(dtype=object)[rows].tolist()
+            self._rows_issue("warning", check, column, message, rows.tolist(), sent)
 
     def judged_dense_row(self, name: str) -> np.ndarray:
         """Return the judged (encoded) values of a numeric or boolean column."""
@@ -259,25 +299,21 @@ class _Checker:
     def _missing(self, spec: ColumnSpec, raw: pd.Series) -> None:
         if spec.missing_rate > 0.0 or spec.policy.missing == "reject":
             return  # expected, or already an error from the rule
-        missing = int(raw.isna().sum())
-        if not _is_number_dtype(raw) and not missing:
-            missing = int(clean_text(raw).isna().sum())
-        if missing:
-            self._add(
-                "warning",
-                "unexpected_missing",
-                f"{spec.name!r}: {missing} missing value(s) where training had none; they "
-                "are imputed.",
-                column=spec.name,
-                count=missing,
-            )
+        missing = raw.isna()
+        if not _is_number_dtype(raw):
+            missing |= clean_text(raw).isna()
+        self._rows_warning(
+            "unexpected_missing", spec.name, "missing where training had none; imputed", missing
+        )
 
     def _constant(self, spec: ColumnSpec, raw: pd.Series) -> None:
         if len(raw) > 1 and _nunique_at_most_one(raw):
+            present = raw.dropna()
+            value = shown(present.iloc[0]) if len(present) else "missing"
             self._add(
                 "warning",
                 "constant_column",
-                f"{spec.name!r} holds a single value in every row; it carries no signal.",
+                f"{spec.name!r} holds a single value ({value}) in every row; it carries no signal.",
                 column=spec.name,
             )
 
@@ -332,10 +368,50 @@ def _nunique_at_most_one(values: pd.Series) -> bool:
     return len(np.unique(codes[codes >= 0])) <= 1
 
 
-def _rows_text(rows: list[int]) -> str:
-    shown = ", ".join(str(r) for r in rows[:MAX_ROWS_SHOWN])
-    more = f" (and {len(rows) - MAX_ROWS_SHOWN} more)" if len(rows) > MAX_ROWS_SHOWN else ""
-    return f"rows {shown}{more}"
+def rows_text(positions: Sequence[int], first_line: int | None = None) -> str:
+    """Return 0-based positions as people count rows: ``row 3`` or ``rows 5 (line 6), 12
+    (line 13)`` (the source file's lines when row 1 is on ``first_line``), the first
+    :data:`MAX_ROWS_SHOWN` and how many more.
+    """
+    listed = ", ".join(
+        str(r + 1) if first_line is None else f"{r + 1} (line {r + first_line})"
+        for r in positions[:MAX_ROWS_SHOWN]
+    )
+    more = len(positions) - MAX_ROWS_SHOWN
+    return f"row{'s' if len(positions) > 1 else ''} {listed}" + (
+        f" (and {more} more)" if more > 0 else ""
+    )
+
+
+def csv_first_line(path: str | Path, rows: int) -> int | None:
+    """Return the line of row 1 in a CSV file read with one header line (2), or None.
+
+    A row's line is its number plus one only when every row is one line: a quoted cell
+    holding a line break, or blank lines (which the reader skips), shift the lines after
+    them. The file's lines are counted (bytes, not parsed) and compared with the rows
+    read; when they differ no line is given rather than a wrong one.
+    """
+    newlines, last = 0, b"\n"
+    with Path(path).open("rb") as file:
+        while chunk := file.read(1 << 20):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines = newlines + (last != b"\n")
+    return 2 if lines == rows + 1 else None
+
+
+def _allowed_text(allowed: Any) -> str:
+    """Return what a rule allows as a message says it (levels listed, a numeric range)."""
+    if isinstance(allowed, list):
+        return ", ".join(map(str, allowed[:20])) + (", …" if len(allowed) > 20 else "")
+    if isinstance(allowed, dict):
+        low, high = allowed.get("minimum"), allowed.get("maximum")
+        if low is not None and high is not None:
+            return f"[{low:g}, {high:g}]"
+        if high is not None:
+            return f"≤ {high:g}"
+        return "any number" if low is None else f"≥ {low:g}"
+    return "text" if allowed == "string" else str(allowed)
 
 
 def _repeats(ids: pd.Series) -> bool:
