@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from churnops.cli import batch, dashboard, data, demo, models, monitor, serve
+from churnops.cli import batch, dashboard, data, demo, init, models, monitor, serve
 from churnops.cli.output import handle_errors
 
 app = typer.Typer(
@@ -15,8 +15,28 @@ app = typer.Typer(
     help="Churn prediction from a customer table to production and back.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    """Print ``churnops X.Y.Z`` and stop: eager, so no command is needed after it."""
+    if value:
+        from churnops import __version__
+
+        typer.echo(f"churnops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Take the program's own options (the help shown is the app's)."""
+
+
+app.command("init")(init.init_command)
 app.add_typer(data.app, name="data")
 app.command("demo")(demo.demo_command)
 app.command("validate")(handle_errors(data.validate_command))

@@ -1,0 +1,266 @@
+"""``churnops init``: start a project from a customer table with a commented churnops.yaml.
+
+The file documents every setting without pinning any: the settings are read from
+:class:`~churnops.config.Settings` at run time (name, default, description, grouped as
+``config.py`` groups them), each written as a comment ``# name: default``, so a new
+setting appears here the day it is added and a default changed later still applies.
+Only what this table decides is set: ``pipeline_source``, ``pipeline_target`` and
+``pipeline_id``. Secrets and connection URLs are never written with a value.
+
+Each file the command writes is one entry of a list checked before anything is written,
+so a later ``--dvc`` adds its files to the same list with the same overwrite rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+
+import typer
+
+from churnops.cli.output import JsonOption, handle_errors, out, print_json
+
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
+    from churnops.data.contract import DataContract
+
+WIDTH = 100
+PIPELINE_PREFIX = "pipeline_"
+DOCS_PAGE = "docs/configuration.md"
+SECRET_SUFFIXES = ("_url", "_uri")  # connection strings may carry a password
+SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
+@dataclass(frozen=True)
+class SettingGroup:
+    """Settings that stand together in ``config.py``, and the comment above them."""
+
+    title: str | None
+    names: list[str]
+
+
+@handle_errors
+def init_command(
+    table: Path = typer.Argument(..., help="The customer table (CSV or Parquet)."),
+    target: str = typer.Option(..., "--target", help="The churn label column."),
+    id_column: str | None = typer.Option(None, "--id", help="The customer id column."),
+    output: Path = typer.Option(Path("churnops.yaml"), "--output", help="Settings file to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Write a commented churnops.yaml for a table: its columns, and every setting."""
+    from churnops.data.contract import infer_contract
+    from churnops.data.sources import read_table
+
+    df = read_table(table)
+    contract = infer_contract(df, target, id_column)
+    files = {output: render_config(table, output, contract)}
+    write_new(files, force)
+    result = {
+        "files": [str(path) for path in files],
+        "source": str(table),
+        "target": target,
+        "id": id_column,
+        "rows": len(df),
+        "columns": [{"name": c.name, "role": c.role, "kind": c.kind} for c in contract.columns],
+    }
+    if as_json:
+        print_json(result)
+        return
+    out.print(f"Wrote {output}: {len(contract.columns)} columns of {table}, every setting.")
+    out.print(
+        "Next: [bold]churnops train[/] "
+        f"{table} --target {target}{f' --id {id_column}' if id_column else ''}, "
+        "or [bold]churnops pipeline run[/] (reads pipeline_source from the file)."
+    )
+
+
+def write_new(files: dict[Path, str], force: bool) -> None:
+    """Write every file, or none: without ``force`` one that exists stops them all."""
+    from churnops.errors import ConfigError
+
+    existing = [str(path) for path in files if path.exists()]
+    if existing and not force:
+        raise ConfigError(
+            f"{', '.join(existing)} already exist(s); pass --force to overwrite.",
+            {"paths": existing},
+        )
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def render_config(table: Path, output: Path, contract: DataContract) -> str:
+    """Return the churnops.yaml text for ``table``: header, columns, pipeline, all settings."""
+    from churnops.config import Settings
+
+    fields = Settings.model_fields
+    lines = [
+        "# churnops.yaml: settings of churnops for this folder (written by `churnops init`).",
+        "#",
+        "# churnops reads this file from the working directory. An environment variable",
+        "# CHURNOPS_<NAME> (e.g. CHURNOPS_TRIALS=30) overrides the setting <name> here.",
+        "# Settings left commented out keep their default: uncomment a line to change it.",
+        f"# Every setting is described in {DOCS_PAGE}.",
+        "",
+        *_columns_comment(table, contract),
+        "",
+        "# --- This table (`churnops pipeline run` reads it) ---",
+    ]
+    pipeline = {
+        "pipeline_source": _relative(table, output.parent),
+        "pipeline_target": contract.target,
+        "pipeline_id": contract.id,
+    }
+    for name, value in pipeline.items():
+        lines += [*_describe(name, fields[name]), _yaml(name, value)]
+    for group in setting_groups():
+        names = [n for n in group.names if n not in pipeline]
+        if not names:
+            continue
+        lines += ["", *_group_header(group)]
+        for name in names:
+            lines += [*_describe(name, fields[name]), "# " + _setting_line(name, fields[name])]
+    return "\n".join(lines) + "\n"
+
+
+def setting_groups() -> list[SettingGroup]:
+    """Return the settings in ``config.py``'s order, grouped as its blank lines group them.
+
+    A group's title is the comment block right above its first setting (``None`` when
+    there is none). Read from the source so the file follows ``config.py`` as it changes;
+    without the source (a stripped install), everything is one group.
+    """
+    from churnops.config import Settings
+
+    names = list(Settings.model_fields)
+    try:
+        source, _ = inspect.getsourcelines(Settings)
+    except (OSError, TypeError):
+        return [SettingGroup(None, names)]
+    text = textwrap.dedent("".join(source))
+    lines = text.splitlines()
+    body = ast.parse(text).body[0]
+    assert isinstance(body, ast.ClassDef)
+    groups: list[SettingGroup] = []
+    seen: list[str] = []
+    end = None
+    for node in body.body:
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        name = node.target.id
+        if name not in Settings.model_fields:
+            continue
+        gap = lines[end : node.lineno - 1] if end is not None else []
+        if end is None or gap:
+            comments = [g.strip().lstrip("#").strip() for g in gap if g.strip().startswith("#")]
+            groups.append(SettingGroup(" ".join(comments) or None, []))
+        groups[-1].names.append(name)
+        seen.append(name)
+        end = node.end_lineno
+    rest = [n for n in names if n not in seen]
+    if rest:
+        groups.append(SettingGroup(None, rest))
+    return groups
+
+
+def _columns_comment(table: Path, contract: DataContract) -> list[str]:
+    """List the table's columns with the role and kind the inferred contract gave them."""
+    width = max(len(c.name) for c in contract.columns)
+    lines = [
+        f"# Columns of {table} ({contract.rows:,} rows) as the inferred contract reads them;",
+        f"# churn is {contract.target} = {contract.positive_label!r} "
+        f"({contract.positive_rate:.1%} of rows). `churnops data contract` writes the whole",
+        "# contract (categories, ranges, missing-value policy) as JSON to review or edit.",
+    ]
+    for spec in contract.columns:
+        detail = ""
+        if spec.role == "feature" and spec.kind == "numeric":
+            detail = f"[{spec.min:g}, {spec.max:g}]"
+        elif spec.role == "feature" and spec.kind == "categorical":
+            detail = f"{len(spec.categories or {})} levels"
+        if spec.note:
+            detail = f"{detail}; {spec.note}" if detail else spec.note
+        lines.append(f"#   {spec.name:<{width}}  {spec.role:<8} {spec.kind:<12} {detail}".rstrip())
+    return lines
+
+
+def _group_header(group: SettingGroup) -> list[str]:
+    """Return a group's heading: its comment in config.py, and where it is documented."""
+    title = group.title or ", ".join(group.names)
+    lines = textwrap.wrap(title, WIDTH - 8, initial_indent="# --- ", subsequent_indent="# ")
+    lines[-1] += " ---"
+    if not re.search(r"docs/\S+\.md", title):
+        lines.append(f"# See {DOCS_PAGE}.")
+    return lines
+
+
+def _describe(name: str, field: FieldInfo) -> list[str]:
+    """Return a setting's description (and its choices) as comment lines."""
+    text = (field.description or "").strip()
+    choices = _choices(field.annotation)
+    if choices:
+        text += f" One of: {', '.join(map(str, choices))}."
+    if _secret(name, field):
+        text += f" Keep it out of this file: set {_env_names(name, field)} in the environment."
+    return textwrap.wrap(text.strip(), WIDTH - 2, initial_indent="# ", subsequent_indent="# ")
+
+
+def _setting_line(name: str, field: FieldInfo) -> str:
+    """Return ``name: default`` (a secret's only as ``name:``: no value is ever written)."""
+    if _secret(name, field):
+        return f"{name}:"
+    return _yaml(name, field.get_default(call_default_factory=True))
+
+
+def _yaml(name: str, value: Any) -> str:
+    """Return one ``name: value`` line of YAML: lists in flow style, so one line each."""
+    import yaml
+
+    class OneLine(yaml.SafeDumper):
+        """Lists as ``[a, b]``: a setting stays one line to uncomment."""
+
+    OneLine.add_representer(
+        list, lambda dumper, v: dumper.represent_sequence(SEQ_TAG, v, flow_style=True)
+    )
+    if isinstance(value, Path):
+        value = str(value)
+    return yaml.dump({name: value}, Dumper=OneLine, default_flow_style=False, width=10_000).strip()
+
+
+def _secret(name: str, field: FieldInfo) -> bool:
+    """Return True for secrets and for URLs, which may carry a password."""
+    return name.endswith(SECRET_SUFFIXES) or "SecretStr" in repr(field.annotation)
+
+
+def _env_names(name: str, field: FieldInfo) -> str:
+    alias = field.validation_alias
+    choices = getattr(alias, "choices", None)
+    if choices:
+        return " or ".join(str(c) for c in choices)
+    return f"CHURNOPS_{name.upper()}"
+
+
+def _choices(annotation: Any) -> tuple[Any, ...]:
+    """Return the values a ``Literal`` setting accepts (also inside ``X | None``)."""
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    for arg in get_args(annotation):
+        found = _choices(arg)
+        if found:
+            return found
+    return ()
+
+
+def _relative(table: Path, folder: Path) -> str:
+    """Return ``table`` relative to the settings file's folder when inside it, else absolute."""
+    try:
+        return str(table.resolve().relative_to(folder.resolve()))
+    except ValueError:
+        return str(table.resolve())
