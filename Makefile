@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install install-dev browser run test test-fast lint format bench screenshots reliability reliability-short clean
+.PHONY: help install install-dev browser run test test-fast docs docs-serve lint format bench screenshots reliability reliability-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -29,8 +29,15 @@ browser: ## Debian's chromium for the browser tests (apt, when root; otherwise t
 run: install ## Install, then run the end-to-end demo on the embedded defaults
 	$(BIN)/churnops demo
 
-test: install-dev browser ## Install core + every extra + dev tools (+ chromium), then run every test
+test: install-dev browser ## Install core + every extra + dev tools (+ chromium), run every test, build the docs
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory docs
+
+docs: install-dev ## Build the documentation site into site/ (mkdocs build --strict: any warning fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: install-dev ## Preview the documentation on http://127.0.0.1:8001, rebuilt on every save
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 test-fast: install-dev ## Unit tests only (no MLflow/HTTP/database integration tests)
 	$(BIN)/pytest -m "not integration"
@@ -56,4 +63,4 @@ reliability-short: install-dev ## The same checks with CI's budgets (~15 min on 
 	PYTHONPATH=src:. $(BIN)/python -m reliability.run --budget short
 
 clean: ## Remove local state (.churnops, data/) and caches
-	rm -rf .churnops data metrics.json .pytest_cache .ruff_cache
+	rm -rf .churnops data metrics.json site .pytest_cache .ruff_cache
