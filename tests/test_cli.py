@@ -191,7 +191,7 @@ HEAVY = ("mlflow", "sklearn", "scipy", "numba", "lightgbm", "xgboost", "pandas",
 
 
 def _seed_scores(settings: Settings) -> None:
-    """Write one finished scoring run of two customers, as `churnops score` leaves it."""
+    """Write one finished scoring run of three customers, as `churnops score` leaves it."""
     from churnops.store import RunScore, ScoringDate, ScoringRun, session_scope
 
     now = datetime.now(UTC)
@@ -206,17 +206,22 @@ def _seed_scores(settings: Settings) -> None:
             model_name="churn-model",
             model_version="1",
             threshold=0.5,
-            rows_in=2,
-            rows_scored=2,
-            high_risk=1,
+            rows_in=3,
+            rows_scored=3,
+            high_risk=2,
         )
         session.add(run)
         session.flush()
         reasons = json.dumps([{"feature": "tenure", "contribution": 0.8}])
         session.add_all(
             [
-                RunScore(run_id=run.id, risk_rank=1, customer_id="C1", score=0.9, reasons=reasons),
-                RunScore(run_id=run.id, risk_rank=2, customer_id="C2", score=0.2, reasons=None),
+                RunScore(
+                    run_id=run.id, risk_rank=1, customer_id="C1", score=0.99991, reasons=reasons
+                ),
+                RunScore(
+                    run_id=run.id, risk_rank=2, customer_id="C3", score=0.99987, reasons=reasons
+                ),
+                RunScore(run_id=run.id, risk_rank=3, customer_id="C2", score=0.2, reasons=None),
             ]
         )
         session.add(ScoringDate(scoring_date=run.scoring_date, run_id=run.id, swapped_at=now))
@@ -248,6 +253,10 @@ def test_report_high_risk_imports_no_model_libraries(tmp_path: Path, fmt: str) -
     assert done.returncode == 0, done.stderr
     assert "C1" in done.stdout
     assert "C2" not in done.stdout  # below the run's threshold
+    if fmt == "table":  # neighbouring top scores print apart, reasons with their log-odds
+        assert "0.99991" in done.stdout
+        assert "0.99987" in done.stdout
+        assert "tenure (+0.80 log-odds)" in done.stdout
     modules = set(loaded.read_text().split())
     assert "churnops.batch.report" in modules
     assert not {m for m in modules if m.split(".")[0] in HEAVY}

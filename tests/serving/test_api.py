@@ -25,9 +25,13 @@ def test_scores_one_customer_with_reasons(api: Any) -> None:
     assert 0 <= body["probability"] <= 1
     assert body["model"] == {"name": "churn-model", "version": "1", "variant": "champion"}
     assert len(body["reasons"]) == 3
-    assert set(body["reasons"][0]) == {"feature", "contribution", "value"}
+    assert set(body["reasons"][0]) == {"feature", "contribution", "value", "text"}
     for reason in body["reasons"]:
         assert reason["value"] == obvious_churner()[reason["feature"]]
+        value = reason["value"]
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        signed = f"{reason['contribution']:+.2f}"
+        assert reason["text"] == f"{reason['feature']} = {shown} ({signed} log-odds)"
     batch = api.post("/v1/predict/batch?explain=true", {"customers": [obvious_churner()]})
     assert batch.json()["predictions"][0]["reasons"] == body["reasons"]
     assert r.headers["x-request-id"]
@@ -220,7 +224,8 @@ def test_batch_422s_say_which_customer(make_api: Any) -> None:
     bad = {**loyal_customer(), "contract": "Weekly"}
     r = api.post("/v1/predict/batch", {"customers": [obvious_churner(), bad]})
     assert r.status_code == 422
-    assert r.json()["errors"][0]["index"] == 1
+    assert r.json()["errors"][0]["index"] == 1  # the position in "customers"
+    assert r.json()["message"] == "record 2: field 'contract': unknown category, sent 'Weekly'."
     r = api.post("/v1/predict/batch", {"customers": [obvious_churner()] * 4})
     assert r.status_code == 422
     assert r.json()["errors"][0]["allowed"] == {"min": 1, "max": 3}
@@ -413,3 +418,5 @@ def test_openapi_shows_customer_fields_and_example(api: Any) -> None:
     assert "tenure" in customer["required"]
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"]["$ref"].endswith("CustomerIn")
+    reason = spec["components"]["schemas"]["Reason"]
+    assert {"feature", "contribution", "value", "text"} <= set(reason["required"])

@@ -270,7 +270,7 @@ def test_runs_scored_before_0008_still_display_and_are_found(
         ("old-a", {}, None),
         ("old-b", {}, None),
     ]
-    assert page["rows"][0]["reason_text"] == "tenure raises risk"  # stored without a value
+    assert page["rows"][0]["reason_text"] == "tenure (+0.70 log-odds)"  # stored without a value
     history = risk.customer_history(settings, "old-b")  # the key blocks were written
     assert [(h["scoring_date"], h["risk_rank"], h["high_risk"]) for h in history] == [
         ("2026-01-01", 2, False)

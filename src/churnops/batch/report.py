@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
@@ -11,6 +12,8 @@ import sqlalchemy as sa
 
 from churnops.config import Settings
 from churnops.errors import DataError
+
+MAX_DECIMALS = 12  # float64 holds ~16 digits; beyond 1 - 1e-12 more digits are noise
 
 
 def high_risk(
@@ -73,7 +76,7 @@ def high_risk(
 
 
 def to_csv(report: dict[str, Any]) -> str:
-    """Render a report as CSV, reasons as sentences (``tenure = 2 raises risk; …``)."""
+    """Render a report as CSV: scores as :func:`score_text`, reasons as :func:`reason_text`."""
     import csv
     import io
 
@@ -85,7 +88,7 @@ def to_csv(report: dict[str, Any]) -> str:
             [
                 row["risk_rank"],
                 row["customer_id"],
-                f"{row['score']:.4f}",
+                score_text(row["score"]),
                 reason_text(row["reasons"]),
                 row["model_version"],
             ]
@@ -93,31 +96,42 @@ def to_csv(report: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+def score_text(probability: float) -> str:
+    """Return a probability as people compare scores: four significant digits of the gap.
+
+    The riskiest customers' scores crowd near 1 (0.99987, 0.99991), where three decimals
+    print them all as 1.000 and the ranking cannot be read. So at least four decimals, and
+    as many more as it takes to show four significant digits of the distance to 0 or 1,
+    whichever is nearer (trailing zeros past the fourth decimal dropped): 0.4213, 0.95123,
+    0.99991, 0.9998712, 0.0001234.
+    """
+    gap = min(probability, 1.0 - probability)
+    decimals = 4 if gap <= 0.0 else max(4, 3 - math.floor(math.log10(gap)))
+    whole, fraction = f"{probability:.{min(decimals, MAX_DECIMALS)}f}".split(".")
+    return f"{whole}.{fraction[:4]}{fraction[4:].rstrip('0')}"
+
+
 def reason_text(reasons: Sequence[Mapping[str, Any]]) -> str:
-    """Return reasons as sentences for people, joined by ``; `` (see :func:`reason_sentence`)."""
+    """Return reasons as people read them, joined by ``; `` (see :func:`reason_sentence`)."""
     return "; ".join(reason_sentence(r) for r in reasons)
 
 
 def reason_sentence(reason: Mapping[str, Any]) -> str:
-    """Return one reason as a person reads it: ``contract = Month-to-month raises risk``.
+    """Return one reason as a person reads it: ``contract = Month-to-month (+0.96 log-odds)``.
 
-    The contribution's sign says the direction; its size (log-odds) means little to a
-    retention team, so it is left out. A missing value reads ``contract (missing)``;
-    reasons stored before values were kept (no ``value`` key) name the feature alone.
+    The feature, the customer's value and its signed log-odds contribution (+ pushes towards
+    churn): the CLI, the reports, the dashboard and the API's ``text`` all say it this way.
+    A missing value reads ``contract is missing``; reasons stored before values were kept
+    (no ``value`` key) name the feature alone.
     """
     feature = reason["feature"]
     if "value" not in reason:
         subject = feature
     elif reason["value"] is None:
-        subject = f"{feature} (missing)"
+        subject = f"{feature} is missing"
     else:
         subject = f"{feature} = {_compact(reason['value'])}"
-    contribution = reason["contribution"]
-    if contribution > 0:
-        return f"{subject} raises risk"
-    if contribution < 0:
-        return f"{subject} lowers risk"
-    return f"{subject} does not change risk"
+    return f"{subject} ({reason['contribution']:+.2f} log-odds)"
 
 
 def _compact(value: Any) -> str:

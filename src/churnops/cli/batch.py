@@ -111,19 +111,19 @@ def print_high_risk(report: dict) -> None:
     """Print a high-risk report as a rich table."""
     from rich.table import Table
 
-    from churnops.batch.report import reason_text
+    from churnops.batch.report import reason_text, score_text
 
     view = Table(
         title=f"High-risk customers on {report['scoring_date']} "
         f"({report['high_risk_total']:,} above the threshold)"
     )
-    for col in ("rank", "customer", "score", "top reasons (log-odds)"):
+    for col in ("rank", "customer", "score", "top reasons"):
         view.add_column(col)
     for row in report["customers"]:
         view.add_row(
             str(row["risk_rank"]),
             str(row["customer_id"]),
-            f"{row['score']:.3f}",
+            score_text(row["score"]),
             reason_text(row["reasons"]),
         )
     out.print(view)

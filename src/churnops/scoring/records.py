@@ -149,7 +149,8 @@ class RecordCodec:
             for p in problems:
                 p["index"] = index
         first = problems[0]
-        where = f"customer {first['index']}: " if "index" in first else ""
+        # ``index`` is the position in the request's list; people count records from 1.
+        where = f"record {first['index'] + 1}: " if "index" in first else ""
         field = f"field {first['field']!r}: " if first["field"] else ""
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise ScoringInputError(

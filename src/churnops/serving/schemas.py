@@ -32,7 +32,8 @@ class ModelRef(BaseModel):
 
 class Reason(BaseModel):
     """One reason: a contract column, its signed log-odds contribution (+ = towards churn)
-    and the customer's value of it — the same three fields a batch run stores.
+    and the customer's value of it — the same three fields a batch run stores — and the
+    sentence people read, as the CLI, the reports and the dashboard write it.
     """
 
     feature: str
@@ -40,6 +41,10 @@ class Reason(BaseModel):
     value: str | int | float | bool | None = Field(
         description="The customer's value as scored: the number, a boolean's level as "
         "stored, the category (null: missing or an ignored unseen category)."
+    )
+    text: str = Field(
+        description="The reason for people: feature, value and signed log-odds.",
+        examples=["contract = Month-to-month (+0.96 log-odds)"],
     )
 
 

@@ -26,6 +26,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
+from churnops.batch.report import reason_sentence
 from churnops.data.rules import Verdict, judge_id
 from churnops.errors import ScoringInputError
 from churnops.scoring import Predictor
@@ -65,7 +66,7 @@ EXPLAIN = {
     "required": False,
     "schema": {"type": "boolean", "default": False, "title": "Explain"},
     "description": "Also return the top 3 reasons of each score (feature, signed "
-    "contribution, the customer's value).",
+    "contribution, the customer's value, and the text people read).",
 }
 # Only brackets and quotes matter to nesting depth; every other byte is dropped first.
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
@@ -196,7 +197,7 @@ async def predict(request: Request, _principal: ScorerKeyDep) -> Response:
         "model": _model_ref(predictor, variant),
     }
     if explain:
-        out["reasons"] = predictor.reasons([row])[0]
+        out["reasons"] = _with_text(predictor.reasons([row])[0])
     services.metrics.observe_one(variant, p, churn)
     _log_and_shadow(services, predictor, variant, state["request_id"], [record], [p])
     return Response(orjson.dumps(out), media_type=JSON)
@@ -288,8 +289,16 @@ def _score_groups(
                     if "index" in problem:
                         problem["index"] = idx[problem["index"]]
             raise
-        scored.append((subset, probs, predictor.reasons(rows) if explain else None))
+        reasons = [_with_text(r) for r in predictor.reasons(rows)] if explain else None
+        scored.append((subset, probs, reasons))
     return scored
+
+
+def _with_text(reasons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add each reason's sentence for people (``text``): one f-string per reason."""
+    for reason in reasons:
+        reason["text"] = reason_sentence(reason)
+    return reasons
 
 
 def _customers(payload: Any, limit: int) -> list[Any]:
