@@ -146,7 +146,7 @@ def test_a_refused_record_in_a_later_request_is_named_by_its_place_in_the_list(
     assert problems[45]["sent"] == "Weekly"
     assert problems[52]["field"] == "total_charges"
     assert problems[52]["sent"] is None
-    assert "records 40 to 59" in error.message
+    assert "records 41 to 60" in error.message
     assert error.request_id
 
 

@@ -234,7 +234,7 @@ class Model:
         Raises:
             DataValidationError: rows break the contract (missing columns, unknown
                 categories, numbers out of range, ...); the message names the columns,
-                the values sent and the row positions (0-based), and nothing is scored.
+                the values sent and the rows (counted from 1), and nothing is scored.
         """
         import pandas as pd
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -31,6 +31,8 @@ from churnops.errors import ChurnopsError
 DEFAULT_BATCH_LIMIT = 1000  # the server's serve_batch_limit default
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_WAIT_SECONDS = 60.0  # longest single wait, whatever Retry-After asks
+
+T = TypeVar("T")
 
 
 class ClientError(ChurnopsError):
@@ -92,11 +94,14 @@ class Reason:
         feature: the contract column.
         contribution: signed log-odds contribution (positive: towards churn).
         value: the customer's value as scored (None: missing or an ignored category).
+        text: the reason as people read it, e.g. ``contract = Month-to-month (+0.96
+            log-odds)`` (None from servers that do not send it).
     """
 
     feature: str
     contribution: float
     value: str | int | float | bool | None
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,8 +130,8 @@ class Prediction:
             customer_id=data["customer_id"],
             probability=float(data["probability"]),
             churn=bool(data["churn"]),
-            model=ModelRef(**data["model"]),
-            reasons=None if reasons is None else tuple(Reason(**r) for r in reasons),
+            model=_known(ModelRef, data["model"]),
+            reasons=None if reasons is None else tuple(_known(Reason, r) for r in reasons),
         )
 
 
@@ -237,10 +242,10 @@ class Client:
                 for problem in exc.body.get("errors", []):
                     if isinstance(problem, dict) and isinstance(problem.get("index"), int):
                         problem["index"] += start
-                end = start + len(chunk) - 1
+                first, last = start + 1, start + len(chunk)
                 raise RequestRejectedError(
-                    f"{exc.message} (counted within the request of records {start} to {end}; "
-                    "each problem's index in body['errors'] is its position in the whole list)",
+                    f"{exc.message} (numbered within the request of records {first} to {last}; "
+                    "body['errors'] gives each problem's index in the whole list)",
                     exc.status,
                     exc.body,
                 ) from None
@@ -299,6 +304,11 @@ class Client:
                 pass  # an HTTP date: fall back to the backoff
         delay = self.backoff * 2**attempt
         return min(delay * random.uniform(0.5, 1.0), MAX_WAIT_SECONDS)
+
+
+def _known(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Build ``cls`` from the fields it knows: a newer server may send more."""
+    return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})  # type: ignore[call-arg]
 
 
 def _explain(explain: bool) -> dict[str, str] | None:
