@@ -304,3 +304,30 @@ def test_store_url_password_is_never_printed(
         result = runner.invoke(app, [*command, *as_json])
         assert result.exit_code != 0, _printed(result)
         assert SECRET not in _printed(result)
+
+
+def test_commands_to_copy_print_whole_on_an_80_column_terminal(tmp_path: Path) -> None:
+    """The demo's curl and `mlflow ui` lines are one line each, however narrow the terminal."""
+    uri = f"sqlite:///{tmp_path / ('a-long-folder-name' * 3) / 'mlflow.db'}"
+    probe = (
+        "from churnops.cli.demo import print_next_steps\n"
+        "from churnops.cli.output import print_command\n"
+        "from churnops.serving.demo import curl_command\n"
+        f"print_next_steps({uri!r})\n"
+        "example = {'customer_id': 'C-1', 'contract': 'Month-to-month', 'tenure': 1}\n"
+        "curl = curl_command('http://127.0.0.1:8000', 'chk_' + 'k' * 40, example)\n"
+        "print_command(f'Try it:\\n  {curl}')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "80", "TERM": "xterm"},
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    curl = next(x for x in lines if x.lstrip().startswith("curl "))
+    assert curl.endswith("\"tenure\": 1}'")
+    assert len(curl) > 80
+    assert f"  mlflow ui --backend-store-uri {uri}" in lines
+    assert "  churnops keys create --name NAME --role analyst" in lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,14 @@ from typing import Any
 import typer
 
 from churnops.cli import batch, models
-from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
+from churnops.cli.output import (
+    JsonOption,
+    handle_errors,
+    out,
+    print_command,
+    print_json,
+    progress_bars,
+)
 
 
 @handle_errors
@@ -35,7 +43,7 @@ def demo_command(
     if serve if serve is not None else sys.stdin.isatty():  # tests and pipes never block
         from churnops.serving.demo import serve_demo
 
-        serve_demo(settings, say=out.print)
+        serve_demo(settings, say=print_command)
 
 
 def print_demo(result: dict[str, Any]) -> None:
@@ -59,12 +67,15 @@ def print_demo(result: dict[str, Any]) -> None:
         f"\nChampion now: v{result['production']['final_champion']}. "
         f"Demo took {result['seconds']:.0f}s."
     )
-    out.print(
-        f"MLflow UI: mlflow ui --backend-store-uri {result['tracking_uri']}  "
-        "(then open http://127.0.0.1:5000)"
+    print_next_steps(result["tracking_uri"])
+
+
+def print_next_steps(tracking_uri: str) -> None:
+    """Print the commands that open what the demo made, each on a line of its own."""
+    print_command("MLflow UI (then open http://127.0.0.1:5000):")
+    print_command(f"  mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}")
+    print_command(
+        "API: http://127.0.0.1:8000 (churnops serve); retention dashboard: "
+        "http://127.0.0.1:8501 (churnops dashboard), signed in with a key from:"
     )
-    out.print(
-        "API: http://127.0.0.1:8000 (`churnops serve`); retention dashboard: "
-        "http://127.0.0.1:8501 (`churnops dashboard`, sign in with a key from "
-        "`churnops keys create --name NAME --role analyst`)."
-    )
+    print_command("  churnops keys create --name NAME --role analyst")

@@ -56,6 +56,16 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def print_command(text: str) -> None:
+    """Print text people copy — a command, a key, a URL — unwrapped and without markup.
+
+    Rich wraps at the terminal's width by inserting line breaks: a curl line pasted from
+    an 80-column terminal stopped after ``-H``. A soft wrap leaves every line whole (the
+    terminal folds it on screen only), and markup is off so brackets in JSON stay text.
+    """
+    out.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
 def print_json(payload: Any) -> None:
     """Write ``payload`` as one JSON document on stdout."""
     sys.stdout.write(redact(json.dumps(payload, default=_default, indent=2)) + "\n")

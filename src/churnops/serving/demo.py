@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -34,15 +35,24 @@ def demo_key_and_curl(settings: Settings) -> dict[str, Any]:
     key = fresh_key(settings, DEMO_KEY_NAME, "admin")
     example = Predictor.from_registry(settings).example()
     url = f"http://{settings.serve_host}:{settings.serve_port}"
-    curl = (
-        f"curl -s -X POST '{url}/v1/predict?explain=true' -H 'Authorization: Bearer {key}' "
-        f"-H 'Content-Type: application/json' -d '{json.dumps(example)}'"
-    )
+    curl = curl_command(url, key, example)
     return {"key": key, "url": url, "curl": curl, "docs": f"{url}/docs"}
 
 
+def curl_command(url: str, key: str, example: dict[str, Any]) -> str:
+    """Return the one-line shell command that scores ``example`` with ``key``, explained."""
+    body = shlex.quote(json.dumps(example))
+    return (
+        f"curl -s -X POST '{url}/v1/predict?explain=true' -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d {body}"
+    )
+
+
 def serve_demo(settings: Settings, say: Callable[[str], None] = print) -> None:
-    """Print the keys and the curl example, then serve the API and the dashboard until Ctrl-C."""
+    """Print the keys and the curl example, then serve the API and the dashboard until Ctrl-C.
+
+    ``say`` must print each line whole (no wrapping): people paste the curl line and keys.
+    """
     from churnops.dashboard.launch import start, wait_ready
     from churnops.serving.serve import run_server
 
