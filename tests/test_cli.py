@@ -38,6 +38,18 @@ def test_help_is_fast() -> None:
     assert time.perf_counter() - started < 5
 
 
+def test_version_and_shell_completion() -> None:
+    """`churnops --version` prints the installed version; Typer's completion is offered."""
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"churnops {version('churnops')}\n"
+    script = runner.invoke(app, ["--show-completion", "bash"], prog_name="churnops")
+    assert script.exit_code == 0
+    assert "complete -o default -F _churnops_completion churnops" in script.stdout
+
+
 def test_data_demo_contract_and_validate(tmp_path: Path) -> None:
     """Demo data, contract inference and validation chain together through the CLI."""
     data = tmp_path / "telco.csv"
