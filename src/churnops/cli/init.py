@@ -73,11 +73,14 @@ def init_command(
     if as_json:
         print_json(result)
         return
-    out.print(f"Wrote {output}: {len(contract.columns)} columns of {table}, every setting.")
+    train = f"churnops train {table} --target {target}"
+    if id_column:
+        train += f" --id {id_column}"
     out.print(
-        "Next: [bold]churnops train[/] "
-        f"{table} --target {target}{f' --id {id_column}' if id_column else ''}, "
-        "or [bold]churnops pipeline run[/] (reads pipeline_source from the file)."
+        f"Wrote {output}: the {len(contract.columns)} columns of {table} and every setting.\n"
+        f"Next: {train}, or churnops pipeline run (it reads pipeline_source from the file).",
+        markup=False,
+        highlight=False,
     )
 
 
