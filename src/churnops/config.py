@@ -131,14 +131,39 @@ class Settings(BaseSettings):
     drift_share_alert: float = Field(
         0.3, gt=0.0, le=1.0, description="Share of drifted features that triggers retraining."
     )
-    key_features: list[str] = Field(
-        ["tenure", "contract", "monthly_charges"],
-        description="Features whose PSI alert alone triggers retraining (absent ones ignored).",
+    key_features: list[str] | None = Field(
+        None,
+        description="Features whose PSI alert alone triggers retraining; None = the "
+        "champion's top `key_features_top` features by mean |SHAP|.",
     )
-    f1_floor: float = Field(0.55, ge=0.0, le=1.0, description="Retrain below this F1.")
+    key_features_top: int = Field(
+        3, ge=0, description="How many top features are key when `key_features` is None."
+    )
+    f1_floor: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Retrain below this F1 (absolute); None = relative to the champion's "
+        "holdout F1, `f1_max_drop` below it.",
+    )
+    f1_max_drop: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="With no absolute `f1_floor`: retrain when F1 falls more than this "
+        "below the champion's holdout F1.",
+    )
     retrain_after_days: int = Field(30, ge=1, description="Retrain a champion this old.")
-    segment_columns: list[str] = ["contract", "internet_service"]
-    date_column: str = "snapshot_date"
+    segment_columns: list[str] | None = Field(
+        None,
+        description="Columns whose levels get their own metrics; None = the contract's "
+        "categorical (at most 12 levels) and boolean features.",
+    )
+    date_column: str | None = Field(
+        None,
+        description="The time column of performance windows; None = the contract's datetime "
+        "column, else a datetime column of the monitored table, else the run's date.",
+    )
     window: str = Field("W", description="Pandas period for performance windows (D, W, M).")
     report_sample_rows: int = Field(
         10_000, ge=100, description="Rows per side the Evidently report sees."

@@ -62,7 +62,59 @@ def test_clear_shift_triggers_retrain_with_reasons(synth_settings: Settings) -> 
     assert result.estimated["f1"] is not None
     assert result.decision.retrain
     assert "monthly_charges" in result.drift.drifted_features
-    assert any("monthly_charges" in r for r in result.decision.reasons)
+    plan = result.plan
+    assert plan is not None
+    assert len(plan.key_features) == 3
+    assert plan.key_features_from == "champion's top 3 by mean |SHAP|"
+    psi = {f.feature: f.psi for f in result.drift.features}
+    alerting = [n for n in plan.key_features if psi[n] >= synth_settings.psi_alert]
+    assert alerting  # tenure shortens under drift, and it is one of the model's top three
+    for name in alerting:
+        assert any(f"key feature {name!r}" in r for r in result.decision.reasons)
+    bands = result.to_dict()["estimated_band"]
+    for metric in ("f1", "roc_auc"):
+        low, high = bands[metric]
+        assert low <= result.estimated[metric] <= high
+    assert "covariate shift" in result.to_dict()["estimate_assumption"]
+
+
+def test_labels_that_contradict_the_estimate_are_loud(synth_settings: Settings) -> None:
+    """Concept drift: labels that no longer follow the scores disagree with the estimate.
+
+    The estimate only sees the scores, so it stays confident; the labels (here the truth
+    turned upside down) fall far outside its band. The output, the JSON, the store and the
+    report say so, and it counts as a retrain reason.
+    """
+    batch = synth(3000, seed=11)
+    batch["churn"] = batch["churn"].map({"Yes": "No", "No": "Yes"})
+    report = synth_settings.home / "reports" / "contradicted.html"
+    result = monitor(batch, synth_settings, report=report)
+    check = result.estimate_check
+    assert check is not None
+    assert check["judged"]
+    assert check["disagrees"]
+    assert check["metrics"]["roc_auc"]["outside"]
+    assert any("CONTRADICT" in r for r in result.decision.reasons)
+    assert any("CONTRADICT" in w for w in result.warnings)
+    assert result.decision.retrain
+    assert "LABELS CONTRADICT" in report.read_text(encoding="utf-8")
+    with get_engine(synth_settings).connect() as conn:
+        stored = conn.execute(
+            sa.text("select estimate_disagrees, estimate from monitoring_runs where id = :r"),
+            {"r": result.store_id},
+        ).one()
+    assert stored[0]
+    assert json.loads(stored[1])["check"]["disagrees"]
+
+
+def test_labels_that_follow_the_scores_agree_with_the_estimate(synth_settings: Settings) -> None:
+    """No concept drift: the labels fall inside the band and nothing is flagged."""
+    result = monitor(synth(4000, seed=12), synth_settings)
+    check = result.estimate_check
+    assert check is not None
+    assert check["judged"]
+    assert not check["disagrees"], check
+    assert not any("CONTRADICT" in r for r in result.decision.reasons)
 
 
 def test_missing_feature_is_a_clear_error(synth_settings: Settings) -> None:

@@ -28,7 +28,7 @@ def _decision(reference: pd.DataFrame, current: pd.DataFrame, contract: DataCont
     evidence = Evidence(
         drift_share=drift.drift_share, feature_psi={f.feature: f.psi for f in drift.features}
     )
-    return drift, decide(evidence, settings)
+    return drift, decide(evidence, settings, key_features=["tenure", "contract", "monthly_charges"])
 
 
 @pytest.mark.parametrize("seeds", [(1, 2), (3, 4), (5, 6)])

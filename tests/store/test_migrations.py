@@ -16,7 +16,7 @@ from churnops.config import Settings
 from churnops.store import Base, RegistryEvent, ScoringRun, session_scope, upgrade
 from tests.batch.conftest import postgres_schema_url
 
-HEAD = "0008_dashboard"
+HEAD = "0009_honest_estimates"
 
 
 def _check(url: str) -> None:

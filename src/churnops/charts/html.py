@@ -33,6 +33,7 @@ CSS = """<style>
 .churnops .figure{margin:8px 0 16px}
 .churnops .verdict-ok{color:#1a7f37}.churnops .verdict-drift{color:#9a6700}
 .churnops .verdict-retrain{color:#cf222e}
+.churnops p.alert{background:#ffebe9;border-left:4px solid #cf222e;padding:.5em}
 .churnops tr.alert{background:#ffebe9}.churnops tr.warn{background:#fff8c5}
 .churnops .muted{color:#57606a}
 </style>"""

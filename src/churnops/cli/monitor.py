@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from churnops.cli.output import JsonOption, handle_errors, out, print_json
+from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
 
 pipeline_app = typer.Typer(
     help="The closed loop: source -> validate -> retrain? -> promote -> score -> monitor.",
@@ -31,19 +31,25 @@ def monitor_command(
 ) -> None:
     """Check a batch for drift and decay against the champion; decide whether to retrain."""
     from churnops.config import get_settings
-    from churnops.data.sources import read_table
-    from churnops.monitoring import monitor
+    from churnops.training.progress import step
 
     settings = get_settings()
-    result = monitor(
-        read_table(current),
-        settings,
-        reference=read_table(reference) if reference else None,
-        labels=read_table(labels) if labels else None,
-        report=report,
-        current_name=str(current),
-        reference_name=str(reference) if reference else None,
-    )
+    with progress_bars() as progress:
+        with step(progress, "monitor: read tables"):
+            from churnops.data.sources import read_table
+            from churnops.monitoring import monitor
+
+            frames = [read_table(p) if p else None for p in (current, reference, labels)]
+        result = monitor(
+            frames[0],
+            settings,
+            reference=frames[1],
+            labels=frames[2],
+            report=report,
+            current_name=str(current),
+            reference_name=str(reference) if reference else None,
+            progress=progress,
+        )
     summary = result.to_dict()
     if as_json:
         print_json(summary)
@@ -68,11 +74,21 @@ def print_monitoring(summary: dict[str, Any]) -> None:
         f"Score PSI {summary['prediction_psi']:.3f}; high-risk share "
         f"{summary['high_risk_share']:.1%}."
     )
-    est = summary["estimated"]
+    est, band = summary["estimated"], summary["estimated_band"]
     out.print(
-        f"Estimated (label-free): F1 {_fmt(est['f1'])}, precision {_fmt(est['precision'])}, "
-        f"recall {_fmt(est['recall'])}, ROC-AUC {_fmt(est['roc_auc'])}."
+        "Estimated (label-free, 99% band): "
+        + ", ".join(
+            f"{label} {_fmt(est[key])} {_band(band.get(key))}"
+            for key, label in (
+                ("f1", "F1"),
+                ("precision", "precision"),
+                ("recall", "recall"),
+                ("roc_auc", "ROC-AUC"),
+            )
+        )
+        + "."
     )
+    out.print(f"[dim]{summary['estimate_assumption']}[/]")
     if summary["realised"]:
         real = summary["realised"]
         out.print(
@@ -80,6 +96,24 @@ def print_monitoring(summary: dict[str, Any]) -> None:
             f"precision {_fmt(real['precision'])}, recall {_fmt(real['recall'])}, "
             f"ROC-AUC {_fmt(real['roc_auc'])}."
         )
+    check = summary["estimate_check"]
+    if check and check["disagrees"]:
+        out.print(f"[bold red]{check['message']}[/]")
+    elif check:
+        out.print(f"Estimate check: {check['message']}.")
+    derived = summary["derived"]
+    if derived:
+        floor = derived["f1_floor"]
+        out.print(
+            f"Watching key features {', '.join(derived['key_features']) or 'none'} "
+            f"({derived['key_features_from']}); F1 floor "
+            f"{'none' if floor is None else f'{floor:.3f}'} ({derived['f1_floor_from']}); "
+            f"{len(derived['segment_columns'])} segment column(s); time column "
+            f"{derived['date_column'] or 'none'} ({derived['date_from']})."
+        )
+    for warning in summary["warnings"]:
+        if not (check and warning == check["message"]):
+            out.print(f"[yellow]Warning:[/] {warning}")
     if summary["retrain"]:
         out.print("[bold]Retrain[/], because:")
         for reason in summary["reasons"]:
@@ -102,7 +136,8 @@ def pipeline_run(
     from churnops.config import get_settings
     from churnops.orchestration.pipeline import run_pipeline
 
-    summary = run_pipeline(get_settings(), source=source)
+    with progress_bars() as progress:
+        summary = run_pipeline(get_settings(), source=source, progress=progress)
     if as_json:
         print_json(summary)
         return
@@ -113,3 +148,7 @@ def pipeline_run(
 
 def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
+
+
+def _band(bounds: list[float] | None) -> str:
+    return "" if not bounds else f"[{bounds[0]:.3f}–{bounds[1]:.3f}]"

@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from churnops.errors import ContractError
 
-Role = Literal["id", "target", "feature", "ignored"]
-Kind = Literal["numeric", "categorical", "boolean"]
+Role = Literal["id", "target", "feature", "time", "ignored"]
+Kind = Literal["numeric", "categorical", "boolean", "datetime"]
 Scalar = str | int | float | bool
 
 POSITIVE_WORDS = ("yes", "true", "1", "churn", "churned", "y", "t", "left", "exited", "1.0")
@@ -138,6 +138,11 @@ class DataContract(BaseModel):
         """Return the feature column names in table order."""
         return [c.name for c in self.features]
 
+    @property
+    def time_column(self) -> str | None:
+        """Return the first datetime column (when each row was observed), or None."""
+        return next((c.name for c in self.columns if c.role == "time"), None)
+
     def column(self, name: str) -> ColumnSpec:
         """Return the spec of column ``name``."""
         for col in self.columns:
@@ -248,6 +253,13 @@ def infer_column(values: pd.Series) -> ColumnSpec:
     present = numeric.dropna() if numeric is not None else text.dropna()
     missing_rate = float(1.0 - len(present) / max(len(values), 1))
     base = {"name": name, "dtype": dtype, "missing_rate": missing_rate}
+    if numeric is None and is_datetime(values):
+        return ColumnSpec(
+            role="time",
+            kind="datetime",
+            note="dates: when a row was observed (monitoring's time windows), not a feature",
+            **base,
+        )
     distinct = present.unique()
     if len(distinct) <= 1:
         return ColumnSpec(role="ignored", kind="categorical", note="constant column", **base)
@@ -275,6 +287,24 @@ def infer_column(values: pd.Series) -> ColumnSpec:
         open_categories=open_ended,
         **base,
     )
+
+
+def is_datetime(values: pd.Series) -> bool:
+    """Return True when a column holds dates: a datetime dtype, or ISO-8601 text that parses.
+
+    Only ISO-8601 text counts ("2026-11-29", "2026-11-29T15:40:00"): other formats are
+    ambiguous (is 03/04 March or April?) and a free-text column must never become a date.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    sample = values.dropna().astype("string").str.strip().head(1000)
+    sample = sample[~sample.str.lower().isin(BLANK_STRINGS)]
+    if sample.empty or not sample.str.match(r"^\d{4}-\d{2}-\d{2}").all():
+        return False
+    parsed = pd.to_datetime(sample, format="ISO8601", errors="coerce")
+    return bool(parsed.notna().mean() >= NUMERIC_TEXT_SHARE)
 
 
 def as_numeric(values: pd.Series) -> pd.Series | None:

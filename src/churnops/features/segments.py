@@ -167,12 +167,17 @@ class SegmentKey:
         return out
 
 
-def segment_key(contract: DataContract, configured: Sequence[str] | None = None) -> SegmentKey:
-    """Return the segments of a run scored with ``contract``.
+def segment_key(
+    contract: DataContract,
+    configured: Sequence[str] | None = None,
+    setting: str = "score_segment_columns",
+) -> SegmentKey:
+    """Return the segments of a run scored (or monitored) with ``contract``.
 
     ``configured`` None derives them (the first :data:`MAX_COLUMNS` usable columns in
     contract order); otherwise each name must be a usable column, and the others are
-    skipped with a warning rather than failing the run: segments only slice the list.
+    skipped with a warning (naming ``setting``) rather than failing the run: segments
+    only slice the list.
     """
     usable = {spec.name: spec for spec in contract.features if _usable(spec)}
     warnings: list[str] = []
@@ -186,18 +191,17 @@ def segment_key(contract: DataContract, configured: Sequence[str] | None = None)
                 names.append(name)
             elif name in features:
                 warnings.append(
-                    f"score_segment_columns: {name!r} is not a categorical (at most "
+                    f"{setting}: {name!r} is not a categorical (at most "
                     f"{MAX_LEVELS} levels) or boolean feature of the champion's contract; "
                     "skipped."
                 )
             else:
                 warnings.append(
-                    f"score_segment_columns: {name!r} is not a feature of the champion's "
-                    "contract; skipped."
+                    f"{setting}: {name!r} is not a feature of the champion's contract; skipped."
                 )
         if len(names) > MAX_COLUMNS:
             warnings.append(
-                f"score_segment_columns: at most {MAX_COLUMNS} segment columns; skipped "
+                f"{setting}: at most {MAX_COLUMNS} segment columns; skipped "
                 f"{', '.join(map(repr, names[MAX_COLUMNS:]))}."
             )
             names = names[:MAX_COLUMNS]

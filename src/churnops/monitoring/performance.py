@@ -13,6 +13,7 @@ realised metrics replace it as soon as labels arrive.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,15 @@ import pandas as pd
 
 PERFORMANCE_METRICS = ("roc_auc", "pr_auc", "f1", "precision", "recall")
 ESTIMATED_METRICS = ("roc_auc", "f1", "precision", "recall")
+ESTIMATE_ASSUMPTION = (
+    "Label-free estimates assume calibrated scores and an unchanged relation between "
+    "features and churn (covariate shift only); the band is where 99% of realised values "
+    "fall if that holds, widened by the estimate's error on the champion's own training "
+    "data. Concept drift breaks the assumption and the estimate cannot see it: only labels can."
+)
+BAND_DRAWS = 200
+BAND_Z = 2.576  # 99%: a band judged on every labelled run should rarely cry wolf
+MIN_LABELS_TO_JUDGE = 100  # fewer labelled rows (or under 10 churners) judge nothing
 
 
 def realised_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
@@ -75,6 +85,132 @@ def expected_roc_auc(p: np.ndarray) -> float | None:
     negatives_below = np.cumsum(neg) - neg
     right = np.sum(pos * negatives_below) + 0.5 * np.sum(pos * neg - self_pairs)
     return float(right / pairs)
+
+
+def estimated_bands(
+    p: np.ndarray, threshold: float, draws: int = BAND_DRAWS, seed: int = 0
+) -> dict[str, tuple[float, float] | None]:
+    """Return each estimated metric's 99% band under the estimate's own assumption.
+
+    A parametric bootstrap: ``draws`` label sets are drawn with row i churning with
+    probability p_i, independently (what CBPE assumes); the band is the estimate ±
+    :data:`BAND_Z` standard deviations of the metric over the draws — how far chance
+    alone moves the realised value (a standard deviation is steady with a few hundred
+    draws; a 0.5% percentile is not). ROC-AUC per draw is a dot product with the scores'
+    ranks (computed once), so a draw costs O(n). A draw with one class only is skipped.
+    """
+    from scipy.stats import rankdata
+
+    p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
+    n = len(p)
+    if n < 2:
+        return dict.fromkeys(ESTIMATED_METRICS)
+    rng = np.random.default_rng(seed)
+    flag = p >= threshold
+    flagged = int(flag.sum())
+    ranks = rankdata(p)
+    out: dict[str, list[np.ndarray]] = {m: [] for m in ESTIMATED_METRICS}
+    per_batch = max(1, 4_000_000 // n)  # bounds memory to ~4M draws of one row at a time
+    for start in range(0, draws, per_batch):
+        y = rng.random((min(per_batch, draws - start), n)) < p
+        positives = y.sum(axis=1).astype(float)
+        tp = (y & flag).sum(axis=1).astype(float)
+        fp, fn = flagged - tp, positives - tp
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["f1"].append(np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0))
+            out["precision"].append(np.where(flagged > 0, tp / max(flagged, 1), 0.0))
+            out["recall"].append(np.where(positives > 0, tp / positives, np.nan))
+            negatives = n - positives
+            auc = (y @ ranks - positives * (positives + 1) / 2) / (positives * negatives)
+            out["roc_auc"].append(np.where((positives > 0) & (negatives > 0), auc, np.nan))
+    estimate = estimated_metrics(p, threshold)
+    bands: dict[str, tuple[float, float] | None] = {}
+    for metric, parts in out.items():
+        values = np.concatenate(parts)
+        values = values[~np.isnan(values)]
+        centre = estimate[metric]
+        if len(values) < 2 or centre is None:
+            bands[metric] = None
+            continue
+        half = BAND_Z * float(values.std(ddof=1))
+        bands[metric] = (max(centre - half, 0.0), min(centre + half, 1.0))
+    return bands
+
+
+def estimate_error(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """Return |estimated - realised| per metric on labelled data where the assumption holds.
+
+    Measured on the champion's own training snapshot, it is the estimate's error that is
+    not chance (imperfect calibration); :func:`estimate_check` widens its bands by it so
+    labels contradict the estimate only beyond what the champion's own data shows.
+    """
+    estimated = estimated_metrics(p, threshold)
+    realised = realised_metrics(y, p, threshold)
+    return {
+        m: abs(estimated[m] - realised[m])  # type: ignore[operator]
+        for m in ("roc_auc", "f1")
+        if estimated.get(m) is not None and realised.get(m) is not None
+    }
+
+
+def estimate_check(
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    realised: dict[str, float | None],
+    slack: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Compare the label-free estimate with the labels, on the labelled rows only.
+
+    Returns ``{"judged", "disagrees", "metrics": {metric: {estimated, band, realised,
+    outside}}, "message"}``. With fewer than :data:`MIN_LABELS_TO_JUDGE` labelled rows or
+    10 churners nothing is judged. ``disagrees`` is True when a realised ROC-AUC or F1
+    falls outside its band (widened by ``slack``, see :func:`estimate_error`): the
+    estimate's assumption does not hold for this data.
+    """
+    y = np.asarray(y, dtype=int)
+    if len(y) < MIN_LABELS_TO_JUDGE or int(y.sum()) < 10:
+        return {
+            "judged": False,
+            "disagrees": False,
+            "metrics": {},
+            "message": f"{len(y)} labelled row(s), {int(y.sum())} churner(s): too few to judge "
+            "the label-free estimate",
+        }
+    estimated = estimated_metrics(p, threshold)
+    bands = estimated_bands(p, threshold)
+    metrics: dict[str, dict[str, Any]] = {}
+    broken: list[str] = []
+    for metric in ("roc_auc", "f1"):
+        est, band, real = estimated[metric], bands[metric], realised.get(metric)
+        if est is None or band is None or real is None:
+            continue
+        extra = (slack or {}).get(metric, 0.0)
+        band = (max(band[0] - extra, 0.0), min(band[1] + extra, 1.0))
+        outside = not band[0] <= real <= band[1]
+        metrics[metric] = {
+            "estimated": round(est, 6),
+            "band": [round(band[0], 6), round(band[1], 6)],
+            "realised": round(real, 6),
+            "outside": outside,
+        }
+        if outside:
+            broken.append(
+                f"{_LABELS[metric]} estimated {est:.3f} (99% band {band[0]:.3f}-{band[1]:.3f}) "
+                f"but realised {real:.3f}"
+            )
+    message = (
+        "LABELS CONTRADICT THE LABEL-FREE ESTIMATE on "
+        f"{len(y):,} labelled rows: {'; '.join(broken)}. The relation between features and "
+        "churn has changed (concept drift), which label-free estimates cannot see: trust "
+        "the realised figures, not the estimates."
+        if broken
+        else f"labels agree with the label-free estimate on {len(y):,} labelled rows"
+    )
+    return {"judged": True, "disagrees": bool(broken), "metrics": metrics, "message": message}
+
+
+_LABELS = {"roc_auc": "ROC-AUC", "f1": "F1"}
 
 
 def expected_confusion(
@@ -173,10 +309,16 @@ def window_metrics(
     y: np.ndarray | None,
     dates: pd.Series | None,
     freq: str = "W",
+    undated: date | None = None,
 ) -> list[Slice]:
-    """Return metrics per time window (one window "all" when there is no date column)."""
+    """Return metrics per time window.
+
+    Without a date column the batch is one window, dated ``undated`` (the run's date)
+    when given, so runs still line up in time.
+    """
     if dates is None:
-        return slice_metrics(p, threshold, y)
+        day = undated.isoformat() if undated else None
+        return slice_metrics(p, threshold, y, window_start=day, window_end=day)
     when = pd.to_datetime(dates, errors="coerce")
     periods = when.dt.to_period(freq)
     out: list[Slice] = []

@@ -122,7 +122,7 @@ def history_sections(result: MonitoringResult, settings: Settings) -> list[Secti
         "estimated_f1": result.estimated.get("f1"),
         "realised_f1": (result.realised or {}).get("f1"),
         "baseline_f1": result.baseline.get("f1"),
-        **band([w.to_dict() for w in result.windows]),
+        **_this_band(result),
     }
     cells = feature_psi(settings, ids[-(HEATMAP_RUNS - 1) :]) + [
         {"run_id": None, "feature": f.feature, "psi": f.psi, "drifted": f.drifted}
@@ -132,8 +132,15 @@ def history_sections(result: MonitoringResult, settings: Settings) -> list[Secti
     return [
         charts.drift_share_over_time([*runs, this_run], settings.drift_share_alert),
         charts.psi_heatmap(cells, {None: "this run"}),
-        charts.performance_over_time(points, settings.f1_floor),
+        charts.performance_over_time(points, result.plan.f1_floor if result.plan else None),
     ]
+
+
+def _this_band(result: MonitoringResult) -> dict[str, float | None]:
+    f1 = result.estimated_band.get("f1")
+    if f1:
+        return {"lower": f1[0], "upper": f1[1]}
+    return band([w.to_dict() for w in result.windows])
 
 
 def verdict_html(result: MonitoringResult) -> str:
@@ -147,6 +154,9 @@ def verdict_html(result: MonitoringResult) -> str:
         f"({result.reference_rows:,} rows); {result.at:%Y-%m-%d %H:%M} UTC.</p>",
         f"<h2 class='verdict-{verdict}'>Verdict: {verdict.upper()}</h2>",
     ]
+    check = result.estimate_check
+    if check and check["disagrees"]:
+        parts.append(f"<p class='alert'><b>{e(check['message'])}</b></p>")
     if result.decision.reasons:
         parts.append("<p>Retrain, because:</p><ul>")
         parts += [f"<li>{e(r)}</li>" for r in result.decision.reasons]
@@ -173,11 +183,29 @@ def tables_html(result: MonitoringResult) -> str:
     ]
     for key in ("roc_auc", "pr_auc", "f1", "precision", "recall"):
         realised = (result.realised or {}).get(key)
+        bounds = result.estimated_band.get(key)
+        within = f" ({bounds[0]:.3f}–{bounds[1]:.3f})" if bounds else ""
         parts.append(
             f"<tr><td>{key}</td><td>{_num(result.baseline.get(key))}</td>"
-            f"<td>{_num(result.estimated.get(key))}</td><td>{_num(realised)}</td></tr>"
+            f"<td>{_num(result.estimated.get(key))}{within}</td><td>{_num(realised)}</td></tr>"
         )
     parts.append("</table>")
+    if result.estimate_assumption:
+        parts.append(f"<p><small>{e(result.estimate_assumption)}</small></p>")
+    if result.plan:
+        plan = result.plan
+        floor = "none" if plan.f1_floor is None else f"{plan.f1_floor:.3f}"
+        parts.append("<h3>What this run watched</h3><ul>")
+        parts += [
+            f"<li>{e(label)}: {e(value)} <small>({e(source)})</small></li>"
+            for label, value, source in (
+                ("Key features", ", ".join(plan.key_features) or "none", plan.key_features_from),
+                ("Segments", ", ".join(plan.segment_columns) or "none", plan.segments_from),
+                ("Time column", plan.date_column or "none", plan.date_from),
+                ("F1 floor", floor, plan.f1_floor_from),
+            )
+        ]
+        parts.append("</ul>")
     if result.windows:
         parts.append("<h3>By window</h3><table><tr><th>window</th><th>kind</th><th>rows</th>")
         parts.append("<th>roc_auc</th><th>f1</th><th>precision</th><th>recall</th></tr>")

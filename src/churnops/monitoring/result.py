@@ -9,6 +9,7 @@ from typing import Any
 
 from churnops.monitoring.drift import DataDrift
 from churnops.monitoring.performance import PERFORMANCE_METRICS, Slice
+from churnops.monitoring.plan import MonitoringPlan
 from churnops.monitoring.triggers import RetrainDecision
 
 
@@ -37,6 +38,10 @@ class MonitoringResult:
     mlflow_run_id: str | None = None
     store_id: int | None = None
     warnings: list[str] = field(default_factory=list)
+    plan: MonitoringPlan | None = None
+    estimated_band: dict[str, list[float] | None] = field(default_factory=dict)
+    estimate_assumption: str = ""
+    estimate_check: dict[str, Any] | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -79,10 +84,16 @@ class MonitoringResult:
             "high_risk_share": round(self.prediction["high_risk_share"], 6),
             "prediction": {k: round(v, 6) for k, v in self.prediction.items()},
             "estimated": _rounded(self.estimated),
+            "estimated_band": {
+                k: [round(x, 6) for x in v] if v else None for k, v in self.estimated_band.items()
+            },
+            "estimate_assumption": self.estimate_assumption,
+            "estimate_check": self.estimate_check,
             "realised": _rounded(self.realised) if self.realised is not None else None,
             "baseline": _rounded(
                 {k: v for k, v in self.baseline.items() if k in PERFORMANCE_METRICS}
             ),
+            "derived": self.plan.to_dict() if self.plan else None,
             "windows": [w.to_dict() for w in self.windows],
             "segments": [s.to_dict() for s in self.segments],
             "model": {"name": self.model_name, "version": self.model_version},

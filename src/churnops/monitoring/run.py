@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,14 +23,20 @@ from churnops.data.contract import DataContract, frame_digest
 from churnops.errors import DataValidationError
 from churnops.monitoring.drift import DriftThresholds, data_drift, prediction_drift
 from churnops.monitoring.performance import (
+    ESTIMATE_ASSUMPTION,
+    estimate_check,
+    estimate_error,
+    estimated_bands,
     estimated_metrics,
     realised_metrics,
     segment_metrics,
     window_metrics,
 )
+from churnops.monitoring.plan import plan_monitoring
 from churnops.monitoring.result import MonitoringResult
 from churnops.monitoring.triggers import Evidence, decide
 from churnops.registry.models import LoadedModel
+from churnops.training.progress import ProgressFn, step
 
 if TYPE_CHECKING:
     from churnops.scoring.model import ScoringModel
@@ -59,6 +65,7 @@ def monitor(
     loaded: LoadedModel | None = None,
     store: bool = True,
     now: datetime | None = None,
+    progress: ProgressFn | None = None,
 ) -> MonitoringResult:
     """Monitor ``current`` against the champion and its training data.
 
@@ -75,39 +82,66 @@ def monitor(
         loaded: the model to monitor (default: the champion from the registry).
         store: write the results to the operational store.
         now: the clock for the calendar trigger (tests pass a fixed one).
+        progress: ``progress(task, done, total)``, called around each step.
     """
     from churnops import registry
+    from churnops.registry.overview import run_importance
 
     started = time.perf_counter()
-    loaded = loaded or registry.load_model(settings, alias=registry.CHAMPION)
-    model, version = loaded.model, loaded.version
-    contract = model.contract
-    if reference is None:
-        reference = registry.load_run_frame(
-            settings, version.run_id, registry.models.REFERENCE_ARTIFACT
+    with step(progress, "monitor: champion and reference"):
+        loaded = loaded or registry.load_model(settings, alias=registry.CHAMPION)
+        model, version = loaded.model, loaded.version
+        contract = model.contract
+        if reference is None:
+            reference = registry.load_run_frame(
+                settings, version.run_id, registry.models.REFERENCE_ARTIFACT
+            )
+            reference_name = (
+                reference_name or f"{version.name} v{version.version} training snapshot"
+            )
+        _require_features(current, contract, current_name)
+        _require_features(reference, contract, reference_name or "reference")
+        plan = plan_monitoring(
+            settings,
+            contract,
+            holdout=dict(version.holdout),
+            importance=run_importance(settings, version.run_id),
+            current=current,
         )
-        reference_name = reference_name or f"{version.name} v{version.version} training snapshot"
-    _require_features(current, contract, current_name)
-    _require_features(reference, contract, reference_name or "reference")
 
-    warnings: list[str] = []
-    reference, X_ref = _scorable(reference, model, reference_name or "reference", warnings)
-    current, X_cur = _scorable(current, model, current_name, warnings)
-    drift = data_drift(reference, current, contract, thresholds_from(settings))
-    p_ref = model.probabilities(X_ref)
-    p_cur = model.probabilities(X_cur)
-    prediction = prediction_drift(p_ref, p_cur, model.threshold, thresholds_from(settings))
+    warnings: list[str] = list(plan.warnings)
+    with step(progress, "monitor: data drift"):
+        current_digest = frame_digest(current)  # the table as given: evidence is keyed by it
+        reference, X_ref = _scorable(reference, model, reference_name or "reference", warnings)
+        current, X_cur = _scorable(current, model, current_name, warnings)
+        drift = data_drift(reference, current, contract, thresholds_from(settings))
+    with step(progress, "monitor: scores and performance"):
+        p_ref = model.probabilities(X_ref)
+        p_cur = model.probabilities(X_cur)
+        prediction = prediction_drift(p_ref, p_cur, model.threshold, thresholds_from(settings))
 
-    y = _labels(current, labels, contract)
-    labelled = int(np.sum(~np.isnan(y))) if y is not None else 0
-    realised = None
-    if labelled:
-        mask = ~np.isnan(y)
-        realised = realised_metrics(y[mask].astype(int), p_cur[mask], model.threshold)
-    estimated = estimated_metrics(p_cur, model.threshold)
-    dates = current[settings.date_column] if settings.date_column in current.columns else None
-    windows = window_metrics(p_cur, model.threshold, y, dates, settings.window)
-    segments = segment_metrics(current, p_cur, model.threshold, y, settings.segment_columns)
+        y = _labels(current, labels, contract)
+        labelled = int(np.sum(~np.isnan(y))) if y is not None else 0
+        realised = check = None
+        if labelled:
+            mask = ~np.isnan(y)
+            y_known = y[mask].astype(int)
+            realised = realised_metrics(y_known, p_cur[mask], model.threshold)
+            check = estimate_check(
+                y_known,
+                p_cur[mask],
+                model.threshold,
+                realised,
+                slack=_holdout_error(settings, loaded),
+            )
+            if check["disagrees"]:
+                warnings.append(check["message"])
+        estimated = estimated_metrics(p_cur, model.threshold)
+        bands = estimated_bands(p_cur, model.threshold)
+        dates = current[plan.date_column] if plan.date_column else None
+        today = (now or datetime.now(UTC)).date()
+        windows = window_metrics(p_cur, model.threshold, y, dates, settings.window, today)
+        segments = segment_metrics(current, p_cur, model.threshold, y, plan.segment_columns)
 
     decision = decide(
         Evidence(
@@ -119,9 +153,12 @@ def monitor(
             champion_created=version.created,
             champion_digest=version.dataset_digest,
             source_digest=source_digest,
+            estimate_disagreement=check["message"] if check and check["disagrees"] else None,
             now=now,
         ),
         settings,
+        key_features=plan.key_features,
+        f1_floor=plan.f1_floor,
     )
     result = MonitoringResult(
         model_name=version.name,
@@ -139,32 +176,49 @@ def monitor(
         windows=windows,
         segments=segments,
         decision=decision,
-        current_digest=frame_digest(current),
+        current_digest=current_digest,
         seconds=0.0,
         warnings=warnings,
+        plan=plan,
+        estimated_band={k: list(v) if v else None for k, v in bands.items()},
+        estimate_assumption=ESTIMATE_ASSUMPTION,
+        estimate_check=check,
     )
     if report is not None:
-        from churnops.monitoring.report import write_report
-
-        result.report_path = str(
-            write_report(report, result, reference, current, contract, settings)
-        )
-        result.mlflow_run_id = registry.log_monitoring_report(
-            settings,
-            Path(result.report_path),
-            _mlflow_metrics(result),
-            tags={
-                "churnops.model_version": version.version,
-                "churnops.verdict": result.verdict,
-                "churnops.retrain": str(decision.retrain).lower(),
-            },
-        )
+        with step(progress, "monitor: report"):
+            _write_report(settings, result, report, reference, current, contract)
     result.seconds = time.perf_counter() - started
     if store:
         from churnops.monitoring.store import save_run
 
-        result.store_id = save_run(settings, result)
+        with step(progress, "monitor: store"):
+            result.store_id = save_run(settings, result)
     return result
+
+
+def _write_report(
+    settings: Settings,
+    result: MonitoringResult,
+    report: Path,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    contract: DataContract,
+) -> None:
+    """Write the HTML report and log it, with the run's metrics, to MLflow."""
+    from churnops import registry
+    from churnops.monitoring.report import write_report
+
+    result.report_path = str(write_report(report, result, reference, current, contract, settings))
+    result.mlflow_run_id = registry.log_monitoring_report(
+        settings,
+        Path(result.report_path),
+        _mlflow_metrics(result),
+        tags={
+            "churnops.model_version": result.model_version,
+            "churnops.verdict": result.verdict,
+            "churnops.retrain": str(result.decision.retrain).lower(),
+        },
+    )
 
 
 def _scorable(
@@ -183,6 +237,31 @@ def _scorable(
     warnings.append(f"{name}: {len(bad)} row(s) break the contract and are left out ({first}).")
     good = np.flatnonzero(~judged.bad)
     return frame.iloc[good].reset_index(drop=True), model.encoder.matrix(judged, rows=good)
+
+
+def _holdout_error(settings: Settings, loaded: LoadedModel) -> dict[str, float]:
+    """Return the label-free estimate's own error on the champion's holdout.
+
+    The holdout is out of sample and labelled, the same footing as new data under the
+    estimate's assumption, so what the estimate misses there (imperfect calibration) is
+    not evidence of concept drift. None of it for a run logged without a holdout.
+    """
+    from churnops import registry
+    from churnops.errors import RegistryError
+
+    model, contract = loaded.model, loaded.model.contract
+    try:
+        holdout = registry.load_run_frame(settings, loaded.version.run_id)
+    except RegistryError:
+        return {}
+    judged = model.encoder.judge(holdout)
+    good = np.flatnonzero(~judged.bad)
+    y = contract.target_series(holdout[contract.target].iloc[good]).to_numpy()
+    p = model.probabilities(model.encoder.matrix(judged, rows=good))
+    known = ~np.isnan(y)
+    if known.sum() < 2:
+        return {}
+    return estimate_error(y[known].astype(int), p[known], model.threshold)
 
 
 def _require_features(frame: pd.DataFrame, contract: DataContract, name: str) -> None:

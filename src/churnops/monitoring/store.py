@@ -54,6 +54,17 @@ def save_run(settings: Settings, result: MonitoringResult) -> int:
             report_path=result.report_path,
             mlflow_run_id=result.mlflow_run_id,
             seconds=result.seconds,
+            f1_floor=result.plan.f1_floor if result.plan else None,
+            derived=json.dumps(result.plan.to_dict()) if result.plan else None,
+            warnings=json.dumps(result.warnings),
+            estimate=json.dumps(
+                {
+                    "band": result.estimated_band,
+                    "assumption": result.estimate_assumption,
+                    "check": result.estimate_check,
+                }
+            ),
+            estimate_disagrees=bool(result.estimate_check and result.estimate_check["disagrees"]),
         )
         session.add(run)
         session.flush()
@@ -102,12 +113,17 @@ def save_run(settings: Settings, result: MonitoringResult) -> int:
         return run.id
 
 
-def latest_run(settings: Settings) -> dict[str, Any] | None:
-    """Return the newest monitoring run as a dict (None when there is none)."""
+def latest_run(settings: Settings, digest: str | None = None) -> dict[str, Any] | None:
+    """Return the newest monitoring run as a dict (None when there is none).
+
+    ``digest`` keeps only runs over that content: evidence about one table is not
+    evidence about another (a retrain trigger asks about the table it would train on).
+    """
+    query = sa.select(MonitoringRun).order_by(MonitoringRun.id.desc()).limit(1)
+    if digest is not None:
+        query = query.where(MonitoringRun.current_digest == digest)
     with session_scope(settings) as session:
-        run = session.scalars(
-            sa.select(MonitoringRun).order_by(MonitoringRun.id.desc()).limit(1)
-        ).first()
+        run = session.scalars(query).first()
         if run is None:
             return None
         return {
@@ -149,6 +165,9 @@ def run_history(settings: Settings, limit: int = 100) -> list[dict[str, Any]]:
                 "reasons": json.loads(run.reasons),
                 "report_path": run.report_path,
                 "mlflow_run_id": run.mlflow_run_id,
+                "f1_floor": run.f1_floor,
+                "estimate_disagrees": bool(run.estimate_disagrees),
+                "warnings": json.loads(run.warnings or "[]"),
             }
             for run in reversed(runs)
         ]
@@ -210,15 +229,28 @@ def performance_points(settings: Settings, run_ids: list[int]) -> list[dict[str,
                 "estimated_f1": run.estimated_f1,
                 "realised_f1": run.realised_f1,
                 "baseline_f1": run.baseline_f1,
-                **band(by_run.get(run.id, [])),
+                "f1_floor": run.f1_floor,
+                **_band(run, by_run.get(run.id, [])),
                 "windows": by_run.get(run.id, []),
             }
             for run in runs
         ]
 
 
+def _band(run: MonitoringRun, windows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Return the run's stored F1 band; runs stored before bands were kept derive one."""
+    stored = json.loads(run.estimate or "{}").get("band", {}).get("f1")
+    if stored:
+        return {"lower": stored[0], "upper": stored[1]}
+    return band(windows)
+
+
 def band(windows: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Return ``lower``/``upper`` of the estimated F1 from a run's estimated windows."""
+    """Return ``lower``/``upper`` of the estimated F1 from a run's estimated windows.
+
+    For runs stored before bands were (0009): the delta-method band of
+    :func:`~churnops.monitoring.performance.estimated_f1_band` from the stored windows.
+    """
     confusions = [
         expected_confusion(w["rows"], w["positive_rate"], w["precision"], w["recall"])
         for w in windows

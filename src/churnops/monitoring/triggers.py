@@ -1,10 +1,14 @@
 """The retrain decision: retrain only on evidence, and always say which evidence.
 
-Four kinds of evidence, each a reason string so a person reading the report, the store
+Five kinds of evidence, each a reason string so a person reading the report, the store
 or ``--json`` sees why:
 
 - performance: the realised F1 (labels) — or, without labels, the label-free estimate —
-  below ``f1_floor``;
+  below the F1 floor (absolute, or relative to the champion's holdout: see
+  :mod:`churnops.monitoring.plan`);
+- a broken estimate: labels arrived and the realised metrics fall outside the label-free
+  estimate's band — the relation between features and churn changed, which the estimate
+  (and so every label-free run since) cannot see;
 - drift: the share of drifted features at or above ``drift_share_alert``, a key feature's
   PSI at or above ``psi_alert``, or the score distribution's PSI at or above ``psi_alert``;
 - calendar: the champion is ``retrain_after_days`` old;
@@ -13,6 +17,7 @@ or ``--json`` sees why:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +37,7 @@ class Evidence:
     champion_created: str | None = None  # ISO timestamp
     champion_digest: str | None = None
     source_digest: str | None = None
+    estimate_disagreement: str | None = None  # what the labels contradicted, in words
     now: datetime | None = None
 
 
@@ -47,25 +53,38 @@ class RetrainDecision:
         return asdict(self)
 
 
-def decide(evidence: Evidence, settings: Settings) -> RetrainDecision:
-    """Apply every trigger in ``settings`` to ``evidence``."""
+def decide(
+    evidence: Evidence,
+    settings: Settings,
+    *,
+    key_features: Sequence[str] = (),
+    f1_floor: float | None = None,
+) -> RetrainDecision:
+    """Apply every trigger in ``settings`` to ``evidence``.
+
+    ``key_features`` and ``f1_floor`` are the run's resolved ones (derived from the data
+    and the champion unless configured); without them those triggers stay silent.
+    """
     reasons: list[str] = []
-    if evidence.realised_f1 is not None:
-        if evidence.realised_f1 < settings.f1_floor:
+    if f1_floor is not None:
+        if evidence.realised_f1 is not None:
+            if evidence.realised_f1 < f1_floor:
+                reasons.append(
+                    f"realised F1 {evidence.realised_f1:.3f} is below the floor {f1_floor:.3f}"
+                )
+        elif evidence.estimated_f1 is not None and evidence.estimated_f1 < f1_floor:
             reasons.append(
-                f"realised F1 {evidence.realised_f1:.3f} is below the floor {settings.f1_floor}"
+                f"estimated F1 {evidence.estimated_f1:.3f} (label-free) is below the floor "
+                f"{f1_floor:.3f}"
             )
-    elif evidence.estimated_f1 is not None and evidence.estimated_f1 < settings.f1_floor:
-        reasons.append(
-            f"estimated F1 {evidence.estimated_f1:.3f} (label-free) is below the floor "
-            f"{settings.f1_floor}"
-        )
+    if evidence.estimate_disagreement:
+        reasons.append(evidence.estimate_disagreement)
     if evidence.drift_share is not None and evidence.drift_share >= settings.drift_share_alert:
         reasons.append(
             f"{evidence.drift_share:.0%} of features drifted "
             f"(alert at {settings.drift_share_alert:.0%})"
         )
-    for name in settings.key_features:
+    for name in key_features:
         value = evidence.feature_psi.get(name)
         if value is not None and value >= settings.psi_alert:
             reasons.append(f"key feature {name!r} PSI {value:.3f} >= {settings.psi_alert}")

@@ -24,6 +24,8 @@ import sqlalchemy as sa
 from churnops.config import Settings
 from churnops.orchestration import steps
 from churnops.store import PipelineStep, session_scope
+from churnops.training.progress import ProgressFn
+from churnops.training.progress import step as progress_step
 
 STEPS = ("digest", "validate", "trigger", "train", "promote", "score", "monitor", "report")
 
@@ -31,20 +33,22 @@ STEPS = ("digest", "validate", "trigger", "train", "promote", "score", "monitor"
 class _Recorder:
     """Run steps, time them and write one ``pipeline_steps`` row per step."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, progress: ProgressFn | None = None) -> None:
         self.settings = settings
+        self.progress = progress
         self.run_id = uuid.uuid4().hex[:12]
         self.digest: str | None = None
         self.rows: list[dict[str, Any]] = []
 
-    def run(self, step: str, func: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def run(self, step_name: str, func: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         started = datetime.now(UTC)
         try:
-            detail = func()
+            with progress_step(self.progress, f"pipeline: {step_name}"):
+                detail = func()
         except Exception as exc:
-            self._write(step, "failed", started, {"error": str(exc)})
+            self._write(step_name, "failed", started, {"error": str(exc)})
             raise
-        self._write(step, "ok", started, detail)
+        self._write(step_name, "ok", started, detail)
         return detail
 
     def skip(self, step: str, why: str) -> None:
@@ -78,26 +82,33 @@ class _Recorder:
 
 
 def run_pipeline(
-    settings: Settings, source: Path | str | None = None, now: datetime | None = None
+    settings: Settings,
+    source: Path | str | None = None,
+    now: datetime | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Run the closed loop once and return every step's summary."""
+    """Run the closed loop once and return every step's summary.
+
+    ``progress(task, done, total)`` is called around every step (and inside training).
+    """
     started = time.perf_counter()
-    rec = _Recorder(settings)
-    src = steps.read_source(settings, source)
+    rec = _Recorder(settings, progress)
+    with progress_step(progress, "pipeline: read source"):
+        src = steps.read_source(settings, source)
     rec.digest = src.digest
     rec.run("digest", lambda: {"path": str(src.path), "rows": len(src.frame), "digest": src.digest})
     champion = steps.champion_or_none(settings)
     rec.run("validate", lambda: steps.validate_source(src, champion))
     trigger = rec.run("trigger", lambda: steps.retrain_trigger(settings, src, champion, now))
     if trigger["retrain"]:
-        rec.run("train", lambda: steps.train_challenger(settings, src, champion))
+        rec.run("train", lambda: steps.train_challenger(settings, src, champion, progress=progress))
         if champion is None:
             rec.skip("promote", "first model: it became champion when registered")
         else:
             rec.run("promote", lambda: steps.promotion_gate(settings))
         champion = steps.champion_or_none(settings)
     else:
-        rec.skip("train", "no trigger fired")
+        rec.skip("train", trigger.get("note", "no trigger fired"))
         rec.skip("promote", "nothing new to promote")
     if champion is None:
         for step in ("score", "monitor"):

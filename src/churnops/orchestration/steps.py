@@ -39,7 +39,11 @@ _MONITOR_KEYS = (
     "prediction_psi",
     "high_risk_share",
     "estimated",
+    "estimated_band",
+    "estimate_check",
     "realised",
+    "derived",
+    "warnings",
     "report",
     "mlflow_run_id",
     "monitoring_run_id",
@@ -117,9 +121,12 @@ def retrain_trigger(
 ) -> dict[str, Any]:
     """Decide whether the loop trains a challenger now, and say why.
 
-    Idempotence: data a registered version was already trained on never triggers again,
-    and the calendar counts from the newest version (the last retrain), so re-running the
-    loop does not retrain twice for one reason.
+    Only evidence about this source counts: the source against the data the champion
+    was trained on (its digest), and monitoring runs over this very content — a run on
+    another table says nothing about whether this one is worth training on. Idempotence:
+    data a registered version was already trained on never triggers again, and the
+    calendar counts from the newest version (the last retrain), so re-running the loop
+    does not retrain twice for one reason; when nothing fires, ``note`` says why.
     """
     from churnops import registry
     from churnops.monitoring.store import latest_run
@@ -131,28 +138,37 @@ def retrain_trigger(
     if champion is None:
         return {"retrain": True, "reasons": ["no champion yet"]}
     versions = registry.list_versions(settings)
-    trained_digests = {v.dataset_digest for v in versions if v.dataset_digest}
+    trained_on = {v.dataset_digest: v.version for v in versions if v.dataset_digest}
     newest = versions[0] if versions else champion.version
     reasons = list(
         decide(
             Evidence(
                 champion_created=newest.created,
                 champion_digest=champion.version.dataset_digest,
-                source_digest=None if source.digest in trained_digests else source.digest,
+                source_digest=None if source.digest in trained_on else source.digest,
                 now=now,
             ),
             settings,
         ).reasons
     )
-    last = latest_run(settings)
+    last = latest_run(settings, digest=source.digest) if source.digest else None
     if (
         last
         and last["retrain"]
         and last["model_version"] == champion.version.version
         and int(newest.version) <= int(champion.version.version)
     ):
-        reasons += [f"monitoring run {last['id']}: {r}" for r in last["reasons"]]
-    return {"retrain": bool(reasons), "reasons": reasons}
+        reasons += [f"monitoring run {last['id']} on this data: {r}" for r in last["reasons"]]
+    if reasons:
+        return {"retrain": True, "reasons": reasons}
+    if source.digest in trained_on:
+        note = (
+            f"unchanged: v{trained_on[source.digest]} was trained on this data "
+            f"(digest {source.digest}), and no monitoring run on it asks for a retrain"
+        )
+    else:
+        note = "no trigger fired on this data"
+    return {"retrain": False, "reasons": [], "note": note}
 
 
 def train_challenger(

@@ -19,7 +19,7 @@ import numpy as np
 
 from churnops.config import Settings
 from churnops.errors import ModelNotFoundError
-from churnops.registry.catalog import HMAC_KEY, MANIFEST_KEY, catalog_for
+from churnops.registry.catalog import HMAC_KEY, MANIFEST_KEY, catalog_for, local_path
 from churnops.registry.models import (
     CHALLENGER,
     CHAMPION,
@@ -131,13 +131,28 @@ def _read_run(settings: Settings, run_id: str) -> dict[str, Any]:
         for k, v in run.data.metrics.items()
         if k.startswith("cv_") and not k.startswith("cv_best_")
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = client.download_artifacts(run_id, IMPORTANCE_ARTIFACT, tmp)
-            importance = json.loads(Path(local).read_text(encoding="utf-8"))
-        except Exception:  # a run logged without it (older or by hand): no importance
-            importance = {}
-    return {"experiment_id": run.info.experiment_id, "cv": cv, "importance": importance}
+    return {
+        "experiment_id": run.info.experiment_id,
+        "cv": cv,
+        "importance": run_importance(settings, run_id),
+    }
+
+
+def run_importance(settings: Settings, run_id: str) -> dict[str, float]:
+    """Return the mean |SHAP| per feature a training run logged, largest first ({} if none).
+
+    Read in place from a SQL store's local artifacts (no MLflow import: monitoring asks
+    for it on every run to derive the key features); otherwise MLflow downloads it.
+    """
+    root = local_path(catalog_for(settings.resolved_tracking_uri).artifact_root(run_id))
+    try:
+        if root is not None and (root / IMPORTANCE_ARTIFACT).is_file():
+            return json.loads((root / IMPORTANCE_ARTIFACT).read_text(encoding="utf-8"))
+        with tempfile.TemporaryDirectory() as tmp:
+            local = configure(settings).download_artifacts(run_id, IMPORTANCE_ARTIFACT, tmp)
+            return json.loads(Path(local).read_text(encoding="utf-8"))
+    except Exception:  # a run logged without it (older or by hand): no importance
+        return {}
 
 
 def _calibration(settings: Settings, version: RegisteredVersion) -> dict[str, list[float]]:

@@ -126,6 +126,11 @@ class MonitoringRun(Base):
     report_path: Mapped[str | None] = mapped_column(sa.Text)
     mlflow_run_id: Mapped[str | None] = mapped_column(sa.String(64))
     seconds: Mapped[float] = mapped_column(sa.Float)
+    f1_floor: Mapped[float | None] = mapped_column(sa.Float)
+    derived: Mapped[str | None] = mapped_column(sa.Text)  # JSON: what the run derived
+    warnings: Mapped[str | None] = mapped_column(sa.Text)  # JSON list
+    estimate: Mapped[str | None] = mapped_column(sa.Text)  # JSON: bands, assumption, check
+    estimate_disagrees: Mapped[bool | None] = mapped_column(sa.Boolean)
 
 
 class FeatureDriftRow(Base):

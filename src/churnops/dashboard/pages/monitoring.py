@@ -27,8 +27,16 @@ left, right = st.columns(2)
 left.plotly_chart(charts.drift_share_over_time(runs), key="drift_chart")
 right.plotly_chart(charts.prediction_drift_over_time(runs), key="prediction_chart")
 st.plotly_chart(charts.psi_heatmap(history["psi"]), key="psi_chart")
+if latest.get("estimate_disagrees"):
+    st.error(
+        "The latest run's labels contradict its label-free estimate: the relation between "
+        "features and churn has changed, so trust realised figures, not estimates. "
+        + "; ".join(latest["reasons"])
+    )
+for warning in latest.get("warnings", []):
+    st.warning(warning)
 st.plotly_chart(
-    charts.performance_over_time(history["performance"], ctx.settings.f1_floor),
+    charts.performance_over_time(history["performance"], latest.get("f1_floor")),
     key="performance_chart",
 )
 
