@@ -83,7 +83,14 @@ def check_monitor(cwd: Path, stdout: str, argv: list[str]) -> None:
         assert (cwd / argv[argv.index("--report") + 1]).stat().st_size > 0
 
 
+def check_init(cwd: Path, stdout: str, argv: list[str]) -> None:
+    settings = yaml.safe_load((cwd / "churnops.yaml").read_text())
+    assert settings["pipeline_source"] == argv[2]
+    assert settings["pipeline_target"] == "churn"
+
+
 CHECKS: dict[str, Check] = {
+    "init": check_init,
     "data contract": check_contract,
     "validate": check_validate,
     "train": check_train,
@@ -106,6 +113,7 @@ class Reader:
         self.env = clean_env(cwd / ".churnops")
         self.variables: dict[str, str] = {}
         self.ran: list[str] = []
+        self.timings: list[tuple[float, str]] = []
         self.server: Server | None = None
         self.page_port = 8000
         self.port = free_port()
@@ -135,9 +143,11 @@ class Reader:
         if command.background:
             self.start_server(argv, where)
             return
+        started = time.monotonic()
         proc = subprocess.run(
             argv, cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=240
         )
+        self.timings.append((time.monotonic() - started, command.text[:70]))
         assert proc.returncode == expect_exit, (
             f"{where}\nexit {proc.returncode}, expected {expect_exit}\n"
             f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
@@ -220,7 +230,9 @@ def test_own_table_page_runs_as_written(reader: Reader) -> None:
     for step in ("data contract", "validate", "train", "keys", "serve", "score", "monitor"):
         assert step in reader.ran, f"the page no longer runs `churnops {step}`"
     assert "curl /v1/predict" in reader.ran
-    print(f"docs/own-table.md ran in {time.monotonic() - started:.0f} s")
+    print(f"docs/own-table.md ran in {time.monotonic() - started:.0f} s; slowest commands:")
+    for seconds, text in sorted(reader.timings, reverse=True)[:5]:
+        print(f"  {seconds:5.1f} s  $ {text}")
 
 
 def check_settings_file(data: dict[str, Any]) -> None:
