@@ -339,7 +339,7 @@ def test_commands_to_copy_print_whole_on_an_80_column_terminal(tmp_path: Path) -
     )
     lines = done.stdout.splitlines()
     curl = next(x for x in lines if x.lstrip().startswith("curl "))
-    assert curl.endswith("\"tenure\": 1}'")
+    assert curl.endswith('"tenure": 1}\'')
     assert len(curl) > 80
     assert f"  mlflow ui --backend-store-uri {uri}" in lines
     assert "  churnops keys create --name NAME --role analyst" in lines
