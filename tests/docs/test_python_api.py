@@ -25,23 +25,28 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 def test_python_api_page_runs_as_written(tmp_path: Path) -> None:
     if not PAGE.exists():
         pytest.skip("docs/python-api.md is not written yet")
-    blocks = [b for b in read_blocks(PAGE) if b.is_python and not b.no_run]
-    assert blocks, "the Python API page has no Python block to run"
-    env = clean_env(tmp_path / ".churnops")
-    session = PythonSession(tmp_path, env, PAGE)
+    run_python_blocks(PAGE, tmp_path)
+
+
+def run_python_blocks(page: Path, cwd: Path) -> None:
+    """Run the page's Python blocks in ``cwd`` like a reader, failing on the first error."""
+    blocks = [b for b in read_blocks(page) if b.is_python and not b.no_run]
+    assert blocks, f"{page.name} has no Python block to run"
+    env = clean_env(cwd / ".churnops")
+    session = PythonSession(cwd, env, page)
     servers: list[Server] = []
     try:
         for block in blocks:
             if block.server_env is not None:
                 server_env = {**env, **block.server_env}
-                servers.append(server := _start_server(tmp_path, server_env))
-                key = _scorer_key(tmp_path, server_env)
+                servers.append(server := _start_server(cwd, server_env))
+                key = _scorer_key(cwd, server_env)
                 variables = {"CHURNOPS_API_URL": server.url, "CHURNOPS_API_KEY": key}
                 setup = f"import os\nos.environ.update({json.dumps(variables)})\n"
                 session.run_code(setup, line=block.line)
             answer = session.run(block)
             assert answer["ok"], (
-                f"Python block at docs/python-api.md:{block.line} failed:\n{answer['error']}"
+                f"Python block at {page.name}:{block.line} failed:\n{answer['error']}"
             )
     finally:
         session.close()
