@@ -12,8 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from churnops.cli import app
-from churnops.cli.init import setting_groups
-from churnops.config import Settings
+from churnops.config import Settings, setting_groups
 from tests.factories import make_customers
 
 runner = CliRunner()
@@ -106,16 +105,17 @@ def test_groups_follow_config_py_and_point_to_their_docs(folder: Path) -> None:
     groups = setting_groups()
     assert [n for g in groups for n in g.names] == list(Settings.model_fields)
     serving = next(g for g in groups if "serve_port" in g.names)
-    assert serving.title
-    assert "docs/serving.md" in serving.title
+    assert serving.page == "serving.md"
     assert all(n.startswith("serve_") for n in serving.names)
+    assert "# --- Serving ---" in text
+    assert "# See docs/serving.md." in text
     headers = [line for line in text.splitlines() if line.startswith("# --- ")]
     assert len(headers) == 1 + sum(
         1 for g in groups if any(not n.startswith("pipeline_") for n in g.names)
     )
-    assert text.count("See docs/configuration.md") == sum(
-        1 for g in groups if not (g.title and "docs/" in g.title)
-    )
+    for group in groups:
+        if group.page:
+            assert (Path(__file__).parents[1] / "docs" / group.page).is_file(), group.page
 
 
 def test_secrets_and_urls_are_never_written(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:

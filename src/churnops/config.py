@@ -7,6 +7,7 @@ by :meth:`Settings.ensure_home` when a stage first needs them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +45,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURNOPS_TRACKING_URI"),
         description="MLflow tracking store; default SQLite under home.",
     )
-    redis_url: str | None = None
+    redis_url: str | None = Field(
+        None, description="Redis shared by every API worker and replica for rate-limit buckets."
+    )
     sqlite_busy_seconds: float = Field(
         60.0,
         gt=0.0,
@@ -52,33 +55,59 @@ class Settings(BaseSettings):
         "batch swap, a key being created) before failing with 'database is locked'.",
     )
 
-    model_name: str = "churn-model"
-    experiment_name: str = "churnops"
+    model_name: str = Field(
+        "churn-model",
+        description="The registered model (MLflow) every command trains into and reads.",
+    )
+    experiment_name: str = Field(
+        "churnops", description="The MLflow experiment training runs are logged to."
+    )
     model_signing_key: SecretStr | None = Field(
         None,
         description="HMAC key: registration signs each model's file manifest, and every load "
         "then requires a valid signature (see docs/model-format.md).",
     )
 
-    seed: int = 42
-    holdout: float = Field(0.2, gt=0.0, lt=0.9)
-    cv_folds: int = Field(5, ge=2, le=20)
+    seed: int = Field(42, description="Seed of the holdout split, the folds and the tuner.")
+    holdout: float = Field(
+        0.2, gt=0.0, lt=0.9, description="Share of rows kept aside for the holdout evaluation."
+    )
+    cv_folds: int = Field(5, ge=2, le=20, description="Cross-validation folds used while tuning.")
     trials: int = Field(12, ge=1, description="Optuna trials per model family.")
-    families: list[str] = ["logistic", "lightgbm", "xgboost"]
-    metric: Metric = "roc_auc"
+    families: list[str] = Field(
+        ["logistic", "lightgbm", "xgboost"],
+        description="Model families to tune: logistic, lightgbm, xgboost.",
+    )
+    metric: Metric = Field(
+        "roc_auc", description="Primary metric: selects the family and gates promotion."
+    )
 
-    threshold_strategy: ThresholdStrategy = "f1"
-    offer_cost: float = Field(10.0, ge=0.0)
-    customer_value: float = Field(500.0, ge=0.0)
-    customer_value_column: str | None = None
-    acceptance_rate: float = Field(0.3, ge=0.0, le=1.0)
+    threshold_strategy: ThresholdStrategy = Field(
+        "f1", description="How the decision threshold is chosen: best F1, or expected profit."
+    )
+    offer_cost: float = Field(
+        10.0, ge=0.0, description="Profit threshold and campaign planner: cost of one offer."
+    )
+    customer_value: float = Field(
+        500.0,
+        ge=0.0,
+        description="Profit threshold and campaign planner: value of a kept customer.",
+    )
+    customer_value_column: str | None = Field(
+        None, description="Column holding each customer's value (instead of one constant)."
+    )
+    acceptance_rate: float = Field(
+        0.3, ge=0.0, le=1.0, description="Share of contacted churners an offer keeps."
+    )
 
-    min_delta: float = 0.005
+    min_delta: float = Field(
+        0.005, description="Promotion gate: the challenger must beat the champion by this much."
+    )
 
     # Online scoring service (``churnops serve``); see docs/serving.md.
-    serve_host: str = "127.0.0.1"
-    serve_port: int = Field(8000, ge=0, le=65535)
-    serve_workers: int = Field(1, ge=1)
+    serve_host: str = Field("127.0.0.1", description="Bind address of `churnops serve`.")
+    serve_port: int = Field(8000, ge=0, le=65535, description="Port of `churnops serve`.")
+    serve_workers: int = Field(1, ge=1, description="Uvicorn worker processes.")
     serve_no_auth: bool = Field(False, description="Insecure: accept requests without a key.")
     serve_batch_limit: int = Field(1000, ge=1, description="Customers per batch request.")
     serve_max_body_bytes: int = Field(2_000_000, ge=1024, description="Larger bodies get 413.")
@@ -89,11 +118,13 @@ class Settings(BaseSettings):
     serve_shadow: bool = Field(False, description="Also score the challenger, log only.")
     serve_poll_seconds: float = Field(0.0, ge=0, description="Alias polling; 0 = off.")
     serve_log_sample: float = Field(0.05, ge=0.0, le=1.0, description="Prediction log share.")
-    serve_audit: bool = True
-    serve_access_log: bool = True
+    serve_audit: bool = Field(True, description="Write an audit row for every `/v1/` call.")
+    serve_access_log: bool = Field(True, description="JSON access-log lines on stderr.")
     serve_key_cache_seconds: float = Field(5.0, ge=0, description="Revocations apply after.")
-    serve_ssl_certfile: Path | None = None
-    serve_ssl_keyfile: Path | None = None
+    serve_ssl_certfile: Path | None = Field(
+        None, description="TLS certificate (HTTPS on the same port)."
+    )
+    serve_ssl_keyfile: Path | None = Field(None, description="TLS private key.")
     serve_max_json_depth: int = Field(
         32, ge=3, le=256, description="JSON bodies nested deeper than this get 422."
     )
@@ -120,8 +151,8 @@ class Settings(BaseSettings):
     )
 
     # The retention dashboard (``churnops dashboard``); see docs/dashboard.md.
-    dashboard_host: str = "127.0.0.1"
-    dashboard_port: int = Field(8501, ge=0, le=65535)
+    dashboard_host: str = Field("127.0.0.1", description="Bind address of `churnops dashboard`.")
+    dashboard_port: int = Field(8501, ge=0, le=65535, description="Port of `churnops dashboard`.")
 
     # Monitoring: drift thresholds, retrain triggers, report (see docs/monitoring.md).
     psi_warn: float = Field(0.1, ge=0.0, description="PSI at which a feature is worth a look.")
@@ -169,8 +200,12 @@ class Settings(BaseSettings):
         10_000, ge=100, description="Rows per side the Evidently report sees."
     )
     pipeline_source: Path | None = Field(None, description="Customer table `pipeline run` reads.")
-    pipeline_target: str = "churn"
-    pipeline_id: str | None = "customer_id"
+    pipeline_target: str = Field(
+        "churn", description="Label column when there is no champion contract to take it from."
+    )
+    pipeline_id: str | None = Field(
+        "customer_id", description="Id column when there is no champion contract to take it from."
+    )
 
     batch_chunk_rows: int = Field(
         100_000, ge=1, description="Rows per batch-scoring chunk; memory is bounded by it."
@@ -236,6 +271,65 @@ class Settings(BaseSettings):
         """Create the home folder on first use and return it."""
         self.home.mkdir(parents=True, exist_ok=True)
         return self.home
+
+
+@dataclass(frozen=True)
+class SettingGroup:
+    """Settings documented together: ``churnops init`` and the configuration reference."""
+
+    title: str
+    note: str
+    page: str | None  # the docs page (under docs/) that explains them
+    names: tuple[str, ...]
+
+
+# Where each group starts; it runs until the next start (related fields are declared together).
+_GROUP_STARTS: dict[str, tuple[str, str, str | None]] = {
+    "home": (
+        "Where state lives",
+        "With none of these set, everything lives under ./.churnops/.",
+        None,
+    ),
+    "model_name": ("Registry", "The MLflow registered model and experiment.", "model-format.md"),
+    "seed": ("Training", "Tuning budget, folds and the selection metric.", "concepts.md"),
+    "threshold_strategy": (
+        "Decision threshold and campaign value",
+        "Where a customer counts as at risk, and what keeping one is worth.",
+        "dashboard.md",
+    ),
+    "min_delta": ("Promotion", "The gate a challenger must pass.", "concepts.md"),
+    "serve_host": ("Serving", "`churnops serve` options override these.", "serving.md"),
+    "dashboard_host": ("Dashboard", "`churnops dashboard` options override these.", "dashboard.md"),
+    "psi_warn": (
+        "Monitoring",
+        "Settings that default to none are derived from the data and the champion; set them "
+        "to override.",
+        "monitoring.md",
+    ),
+    "pipeline_source": (
+        "Pipeline",
+        "What `churnops pipeline run` and the Dagster definitions read.",
+        "concepts.md",
+    ),
+    "batch_chunk_rows": ("Batch scoring", "`churnops score` and its runs.", "batch.md"),
+    "batch_test_pause_at": (
+        "Testing hooks",
+        "For the crash-safety tests; leave them alone in production.",
+        None,
+    ),
+}
+
+
+def setting_groups() -> list[SettingGroup]:
+    """Return every setting once, in declaration order, in its documented group."""
+    groups: list[SettingGroup] = []
+    for name in Settings.model_fields:
+        if name in _GROUP_STARTS or not groups:
+            title, note, page = _GROUP_STARTS.get(name, ("Other", "", None))
+            groups.append(SettingGroup(title, note, page, ()))
+        last = groups[-1]
+        groups[-1] = SettingGroup(last.title, last.note, last.page, (*last.names, name))
+    return groups
 
 
 @lru_cache

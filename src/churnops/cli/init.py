@@ -1,10 +1,10 @@
 """``churnops init``: start a project from a customer table with a commented churnops.yaml.
 
 The file documents every setting without pinning any: the settings are read from
-:class:`~churnops.config.Settings` at run time (name, default, description, grouped as
-``config.py`` groups them), each written as a comment ``# name: default``, so a new
-setting appears here the day it is added and a default changed later still applies.
-Only what this table decides is set: ``pipeline_source``, ``pipeline_target`` and
+:class:`~churnops.config.Settings` at run time (name, default, description), grouped by
+:func:`~churnops.config.setting_groups`, each written as a comment ``# name: default``,
+so a new setting appears here the day it is added and a default changed later still
+applies. Only what this table decides is set: ``pipeline_source``, ``pipeline_target`` and
 ``pipeline_id``. Secrets and connection URLs are never written with a value.
 
 Each file the command writes is one entry of a list checked before anything is written,
@@ -13,11 +13,7 @@ so a later ``--dvc`` adds its files to the same list with the same overwrite rul
 
 from __future__ import annotations
 
-import ast
-import inspect
-import re
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
@@ -28,6 +24,7 @@ from churnops.cli.output import JsonOption, handle_errors, out, print_json
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
+    from churnops.config import SettingGroup
     from churnops.data.contract import DataContract
 
 WIDTH = 100
@@ -35,14 +32,6 @@ PIPELINE_PREFIX = "pipeline_"
 DOCS_PAGE = "docs/configuration.md"
 SECRET_SUFFIXES = ("_url", "_uri")  # connection strings may carry a password
 SEQ_TAG = "tag:yaml.org,2002:seq"
-
-
-@dataclass(frozen=True)
-class SettingGroup:
-    """Settings that stand together in ``config.py``, and the comment above them."""
-
-    title: str | None
-    names: list[str]
 
 
 @handle_errors
@@ -101,7 +90,7 @@ def write_new(files: dict[Path, str], force: bool) -> None:
 
 def render_config(table: Path, output: Path, contract: DataContract) -> str:
     """Return the churnops.yaml text for ``table``: header, columns, pipeline, all settings."""
-    from churnops.config import Settings
+    from churnops.config import Settings, setting_groups
 
     fields = Settings.model_fields
     lines = [
@@ -133,46 +122,6 @@ def render_config(table: Path, output: Path, contract: DataContract) -> str:
     return "\n".join(lines) + "\n"
 
 
-def setting_groups() -> list[SettingGroup]:
-    """Return the settings in ``config.py``'s order, grouped as its blank lines group them.
-
-    A group's title is the comment block right above its first setting (``None`` when
-    there is none). Read from the source so the file follows ``config.py`` as it changes;
-    without the source (a stripped install), everything is one group.
-    """
-    from churnops.config import Settings
-
-    names = list(Settings.model_fields)
-    try:
-        source, _ = inspect.getsourcelines(Settings)
-    except (OSError, TypeError):
-        return [SettingGroup(None, names)]
-    text = textwrap.dedent("".join(source))
-    lines = text.splitlines()
-    body = ast.parse(text).body[0]
-    assert isinstance(body, ast.ClassDef)
-    groups: list[SettingGroup] = []
-    seen: list[str] = []
-    end = None
-    for node in body.body:
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
-            continue
-        name = node.target.id
-        if name not in Settings.model_fields:
-            continue
-        gap = lines[end : node.lineno - 1] if end is not None else []
-        if end is None or gap:
-            comments = [g.strip().lstrip("#").strip() for g in gap if g.strip().startswith("#")]
-            groups.append(SettingGroup(" ".join(comments) or None, []))
-        groups[-1].names.append(name)
-        seen.append(name)
-        end = node.end_lineno
-    rest = [n for n in names if n not in seen]
-    if rest:
-        groups.append(SettingGroup(None, rest))
-    return groups
-
-
 def _columns_comment(table: Path, contract: DataContract) -> list[str]:
     """List the table's columns with the role and kind the inferred contract gave them."""
     width = max(len(c.name) for c in contract.columns)
@@ -195,13 +144,11 @@ def _columns_comment(table: Path, contract: DataContract) -> list[str]:
 
 
 def _group_header(group: SettingGroup) -> list[str]:
-    """Return a group's heading: its comment in config.py, and where it is documented."""
-    title = group.title or ", ".join(group.names)
-    lines = textwrap.wrap(title, WIDTH - 8, initial_indent="# --- ", subsequent_indent="# ")
-    lines[-1] += " ---"
-    if not re.search(r"docs/\S+\.md", title):
-        lines.append(f"# See {DOCS_PAGE}.")
-    return lines
+    """Return a group's heading, its note, and where it is documented."""
+    lines = [f"# --- {group.title} ---"]
+    lines += textwrap.wrap(group.note, WIDTH - 2, initial_indent="# ", subsequent_indent="# ")
+    page = f"docs/{group.page}" if group.page else DOCS_PAGE
+    return [*lines, f"# See {page}."]
 
 
 def _describe(name: str, field: FieldInfo) -> list[str]:
