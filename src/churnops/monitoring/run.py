@@ -20,6 +20,7 @@ import pandas as pd
 
 from churnops.config import Settings
 from churnops.data.contract import DataContract, frame_digest
+from churnops.data.validation import rows_text
 from churnops.errors import DataValidationError
 from churnops.monitoring.drift import DriftThresholds, data_drift, prediction_drift
 from churnops.monitoring.performance import (
@@ -233,7 +234,7 @@ def _scorable(
     if not judged.problems:
         return frame, model.encoder.matrix(judged)
     bad = sorted(judged.problems)
-    first = "; ".join(f"row {r}: {judged.problems[r][0].reason}" for r in bad[:3])
+    first = "; ".join(f"{rows_text([r])}: {judged.problems[r][0].reason}" for r in bad[:3])
     warnings.append(f"{name}: {len(bad)} row(s) break the contract and are left out ({first}).")
     good = np.flatnonzero(~judged.bad)
     return frame.iloc[good].reset_index(drop=True), model.encoder.matrix(judged, rows=good)
