@@ -19,10 +19,26 @@ def _probabilities(result: TrainResult, records: list[dict]) -> np.ndarray:
     return model.probabilities(model.encoder.transform(pd.DataFrame(records)))
 
 
+Progress = list[tuple[str, int, int]]
+
+
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Progress]:
     settings = Settings(home=tmp_path_factory.mktemp("h"), trials=3, cv_folds=3)
-    return train(make_customers(900, seed=7), settings, target="churn", id_column="customer_id")
+    calls: Progress = []
+    result = train(
+        make_customers(900, seed=7),
+        settings,
+        target="churn",
+        id_column="customer_id",
+        progress=lambda *call: calls.append(call),
+    )
+    return result, calls
+
+
+@pytest.fixture(scope="module")
+def result(trained: tuple[TrainResult, Progress]) -> TrainResult:
+    return trained[0]
 
 
 def test_result_has_metrics_threshold_and_artifacts(result: TrainResult) -> None:
@@ -42,8 +58,52 @@ def test_result_has_metrics_threshold_and_artifacts(result: TrainResult) -> None
         "metrics.json",
     } <= names
     assert json.loads((result.artifacts_dir / "metrics.json").read_text()) == result.holdout
-    assert set(result.leaderboard["family"]) == {"logistic", "lightgbm", "xgboost"}
     assert len(result.holdout_frame) == 180
+
+
+def test_every_trial_is_kept_and_the_chosen_one_marked(result: TrainResult) -> None:
+    """Each family's trials are records; the leaderboard lists them all, best first."""
+    assert [(t.family, t.number) for t in result.trials] == [
+        (f, n) for f in ("logistic", "lightgbm", "xgboost") for n in range(3)
+    ]
+    assert all(t.seconds > 0 and t.started > 0 for t in result.trials)
+    board = result.leaderboard
+    assert list(board.columns) == [
+        "family",
+        "trial",
+        "state",
+        "cv_score",
+        "seconds",
+        "chosen",
+        "params",
+    ]
+    assert len(board) == 9
+    scores = board["cv_score"].dropna().tolist()
+    assert scores == sorted(scores, reverse=True)
+    (chosen,) = board[board["chosen"]].itertuples()
+    assert chosen.family == result.family
+    assert json.loads(chosen.params) == result.params
+    assert chosen.cv_score == result.family_scores[result.family]
+
+
+def test_no_step_runs_without_progress(trained: tuple[TrainResult, Progress]) -> None:
+    """Every step reports a task and finishes it: contract, validation, tuning, the rest."""
+    result, calls = trained
+    tasks = list(dict.fromkeys(task for task, _, _ in calls))
+    assert tasks == [
+        "infer contract",
+        "validate data",
+        "tune logistic",
+        "tune lightgbm",
+        "tune xgboost",
+        "calibrate + threshold",
+        f"fit {result.family}",
+        "explain + plot",
+    ]
+    for task in tasks:  # each starts at 0 (its clock shows at once) and ends complete
+        done = [(d, t) for name, d, t in calls if name == task]
+        assert done[0][0] == 0
+        assert done[-1][0] == done[-1][1]
 
 
 def test_important_features_are_the_true_drivers(result: TrainResult) -> None:
@@ -105,7 +165,7 @@ def test_bad_training_data_is_refused_before_training(tmp_path) -> None:
     df.loc[5, "customer_id"] = df.loc[4, "customer_id"]
     with pytest.raises(DataValidationError, match="duplicate") as info:
         train(df, Settings(home=tmp_path, trials=1), target="churn", id_column="customer_id")
-    assert info.value.details["issues"][0]["rows"] == [4, 5]
+    assert info.value.details["issues"][0]["rows"] == [5, 6]  # counted from 1
 
 
 def test_too_few_churners_is_a_clear_error(tmp_path) -> None:

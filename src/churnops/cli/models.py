@@ -41,6 +41,7 @@ def train_command(
     from churnops.config import get_settings
     from churnops.data.contract import DataContract
     from churnops.stages import train_and_register
+    from churnops.training.progress import step
 
     updates: dict[str, Any] = {}
     if metric:
@@ -49,9 +50,13 @@ def train_command(
         updates["threshold_strategy"] = threshold
     settings = _with(get_settings(), updates)
     names = [n.strip() for item in families or [] for n in item.split(",") if n.strip()] or None
-    df = read_source(data, db, table)
-    contract = DataContract.load(contract_file) if contract_file else None
     with progress_bars(enabled=True) as progress:
+        with step(progress, "read data"):
+            df = read_source(data, db, table)
+            contract = DataContract.load(contract_file) if contract_file else None
+            # The training stage's imports (numba kernels, scikit-learn) take seconds: load
+            # them while this step's clock runs rather than before the next step shows.
+            import churnops.training.run  # noqa: F401
         summary = train_and_register(
             df,
             settings,
@@ -104,29 +109,59 @@ def models_command(as_json: bool = JsonOption) -> None:
             {"model_name": get_settings().model_name, "versions": [asdict(v) for v in versions]}
         )
         return
+    if not versions:
+        out.print("No registered versions yet: run `churnops train`.")
+        return
+    out.print(versions_table(versions, get_settings().model_name, out.width))
+
+
+METRICS = ("roc_auc", "pr_auc", "f1")
+KEY_COLUMNS = ("version", "aliases", "family", *METRICS)
+LAYOUTS = (
+    (*KEY_COLUMNS, "threshold", "created"),
+    (*KEY_COLUMNS, "threshold", "date"),
+    (*KEY_COLUMNS, "date"),
+    KEY_COLUMNS,
+)
+"""The versions table's columns, widest layout first: at a narrow terminal the created time,
+then the threshold, then the created date give way; key values are never cut."""
+
+
+def versions_table(versions: list[Any], title: str, width: int) -> Any:
+    """Return a rich table of ``versions`` in the widest layout that fits ``width``."""
+    from datetime import datetime
+
+    from rich import box
     from rich.table import Table
 
-    view = Table(
-        "version",
-        "aliases",
-        "family",
-        "roc_auc",
-        "pr_auc",
-        "f1",
-        "threshold",
-        "created",
-        title=get_settings().model_name,
-    )
-    for v in versions:
-        view.add_row(
-            v.version,
-            ", ".join(v.aliases),
-            v.family or "",
-            *(f"{v.holdout.get(m, float('nan')):.4f}" for m in ("roc_auc", "pr_auc", "f1")),
-            f"{v.threshold:.3f}" if v.threshold is not None else "",
-            v.created,
-        )
-    out.print(view if versions else "No registered versions yet: run `churnops train`.")
+    def created(v: Any) -> datetime:
+        return datetime.fromisoformat(v.created).astimezone()
+
+    cells = {
+        "version": lambda v: v.version,
+        "aliases": lambda v: "\n".join(v.aliases),  # one per line: never split mid-name
+        "family": lambda v: v.family or "",
+        **{m: lambda v, m=m: f"{v.holdout[m]:.4f}" if m in v.holdout else "" for m in METRICS},
+        "threshold": lambda v: f"{v.threshold:.3f}" if v.threshold is not None else "",
+        "created": lambda v: created(v).strftime("%Y-%m-%d %H:%M"),
+        "date": lambda v: created(v).strftime("%Y-%m-%d"),
+    }
+    unbounded = out.options.update(max_width=10_000)  # measure the table's natural width
+    for layout in LAYOUTS:
+        view = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for column in layout:
+            numeric = column in (*METRICS, "threshold", "version")
+            # Folded, not cut, if even the narrowest layout does not fit.
+            view.add_column(
+                "created" if column == "date" else column,
+                justify="right" if numeric else "left",
+                overflow="fold",
+            )
+        for v in versions:
+            view.add_row(*(cells[column](v) for column in layout))
+        if out.measure(view, options=unbounded).maximum <= width:
+            break
+    return view
 
 
 @handle_errors

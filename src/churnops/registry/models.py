@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +32,11 @@ from churnops.registry.catalog import (
 from churnops.registry.tracking import configure
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import RunInfo
+
     from churnops.scoring.model import ScoringModel
+    from churnops.training.progress import ProgressFn
     from churnops.training.run import TrainResult
 
 CHAMPION = "champion"
@@ -40,6 +45,10 @@ HOLDOUT_ARTIFACT = "data/holdout.parquet"
 REFERENCE_ARTIFACT = "data/reference.parquet"
 REFERENCE_MAX_ROWS = 100_000
 METRIC_TAG = "holdout_"
+LEADERBOARD_ARTIFACT = "leaderboard.json"
+PARENT_TAG = "mlflow.parentRunId"
+TRIAL_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "fail": "FAILED"}
+"""The MLflow run status of a trial's child run, by Optuna state (pruned = stopped early)."""
 
 
 @dataclass(frozen=True)
@@ -72,53 +81,66 @@ class LoadedModel:
     signature: str | None = None
 
 
-def log_training(result: TrainResult, settings: Settings, source: str = "") -> RegisteredVersion:
+def log_training(
+    result: TrainResult,
+    settings: Settings,
+    source: str = "",
+    progress: ProgressFn | None = None,
+) -> RegisteredVersion:
     """Log ``result`` as an MLflow run and register its pyfunc model as a new version.
 
+    The run is named after the winning family and the time (``train lightgbm 2026-11-29
+    15:40``); every tuning trial becomes a child run and a row of its leaderboard table.
     The new version gets alias ``challenger``; the first version also becomes ``champion``.
     """
-    import mlflow
+    from churnops.training.progress import step
 
-    client = configure(settings)
+    with step(progress, "open MLflow"):  # importing MLflow and a new store's migrations
+        import mlflow
+
+        client = configure(settings)
     contract = result.contract
-    with _quiet(), mlflow.start_run(run_name=f"train-{result.family}") as run:
+    name = f"train {result.family} {time.strftime('%Y-%m-%d %H:%M')}"
+    with _quiet(), mlflow.start_run(run_name=name) as run:
         from churnops.registry.pyfunc import CODE_PATH
         from churnops.scoring.artifact import save_artifact
 
-        mlflow.set_tags(
-            {
-                "churnops.family": result.family,
-                "churnops.dataset_digest": result.dataset_digest,
-                "churnops.source": redact(source),  # may be `--db URL#table`
-                "churnops.calibration": result.calibration.method,
-                "mlflow.source.git.commit": _git_commit(),
-            }
-        )
-        mlflow.log_params(
-            {**result.settings, **{f"model.{k}": v for k, v in result.params.items()}}
-        )
-        mlflow.log_params(
-            {
-                "threshold": round(result.model.threshold, 6),
-                "calibration": result.calibration.method,
-            }
-        )
-        mlflow.log_metrics({f"cv_{k}": v for k, v in result.cv.items()})
-        mlflow.log_metrics({f"holdout_{k}": v for k, v in result.holdout.items()})
-        mlflow.log_metrics({f"cv_best_{k}": v for k, v in result.family_scores.items()})
-        mlflow.log_metrics(
-            {f"calibration_brier_{k}": v for k, v in result.calibration.brier.items()}
-        )
-        mlflow.log_metric("train_seconds", result.seconds)
-        dataset = mlflow.data.from_pandas(
-            result.train_frame, name="training", targets=contract.target
-        )
-        mlflow.log_input(dataset, context="training")
-        mlflow.log_artifacts(str(result.artifacts_dir), "evaluation")
-        mlflow.log_dict(json.loads(contract.model_dump_json()), "contract.json")
-        mlflow.log_dict(json.loads(result.validation.model_dump_json()), "validation.json")
-        mlflow.log_table(result.leaderboard, "leaderboard.json")
-        with tempfile.TemporaryDirectory() as tmp:
+        with step(progress, "log run to MLflow"):
+            mlflow.set_tags(
+                {
+                    "churnops.family": result.family,
+                    "churnops.dataset_digest": result.dataset_digest,
+                    "churnops.source": redact(source),  # may be `--db URL#table`
+                    "churnops.calibration": result.calibration.method,
+                    "mlflow.source.git.commit": _git_commit(),
+                }
+            )
+            mlflow.log_params(
+                {**result.settings, **{f"model.{k}": v for k, v in result.params.items()}}
+            )
+            mlflow.log_params(
+                {
+                    "threshold": round(result.model.threshold, 6),
+                    "calibration": result.calibration.method,
+                }
+            )
+            mlflow.log_metrics({f"cv_{k}": v for k, v in result.cv.items()})
+            mlflow.log_metrics({f"holdout_{k}": v for k, v in result.holdout.items()})
+            mlflow.log_metrics({f"cv_best_{k}": v for k, v in result.family_scores.items()})
+            mlflow.log_metrics(
+                {f"calibration_brier_{k}": v for k, v in result.calibration.brier.items()}
+            )
+            mlflow.log_metric("train_seconds", result.seconds)
+            dataset = mlflow.data.from_pandas(
+                result.train_frame, name="training", targets=contract.target
+            )
+            mlflow.log_input(dataset, context="training")
+            mlflow.log_artifacts(str(result.artifacts_dir), "evaluation")
+            mlflow.log_dict(json.loads(contract.model_dump_json()), "contract.json")
+            mlflow.log_dict(json.loads(result.validation.model_dump_json()), "validation.json")
+            mlflow.log_table(result.leaderboard, LEADERBOARD_ARTIFACT)
+            _log_trials(client, run.info, result)
+        with step(progress, "log model"), tempfile.TemporaryDirectory() as tmp:
             tmp_dir = Path(tmp)
             result.holdout_frame.to_parquet(tmp_dir / "holdout.parquet", index=False)
             reference = result.train_frame
@@ -140,26 +162,58 @@ def log_training(result: TrainResult, settings: Settings, source: str = "") -> R
                 pip_requirements=_requirements(),
                 registered_model_name=settings.model_name,
             )
-    version = str(info.registered_model_version)
-    tags = {
-        "family": result.family,
-        "threshold": f"{result.model.threshold:.6f}",
-        "run_id": run.info.run_id,
-        "dataset_digest": result.dataset_digest,
-        **{f"{METRIC_TAG}{k}": f"{v:.6f}" for k, v in result.holdout.items()},
-        **integrity,
-    }
-    for key, value in tags.items():
-        client.set_model_version_tag(settings.model_name, version, key, value)
-    client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
-    from churnops.registry.lock import champion_lock
-    from churnops.registry.promotion import record_champion
+    with step(progress, "register version"):
+        version = str(info.registered_model_version)
+        tags = {
+            "family": result.family,
+            "threshold": f"{result.model.threshold:.6f}",
+            "run_id": run.info.run_id,
+            "dataset_digest": result.dataset_digest,
+            **{f"{METRIC_TAG}{k}": f"{v:.6f}" for k, v in result.holdout.items()},
+            **integrity,
+        }
+        for key, value in tags.items():
+            client.set_model_version_tag(settings.model_name, version, key, value)
+        client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
+        from churnops.registry.lock import champion_lock
+        from churnops.registry.promotion import record_champion
 
-    with champion_lock(settings) as session:  # two first registrations: one champion
-        if _catalog(settings).alias(settings.model_name, CHAMPION) is None:
-            reason = "first registered version"
-            record_champion(session, settings, client, None, version, "initial", reason)
-    return get_version(settings, version)
+        with champion_lock(settings) as session:  # two first registrations: one champion
+            if _catalog(settings).alias(settings.model_name, CHAMPION) is None:
+                reason = "first registered version"
+                record_champion(session, settings, client, None, version, "initial", reason)
+        return get_version(settings, version)
+
+
+def _log_trials(client: MlflowClient, parent: RunInfo, result: TrainResult) -> None:
+    """Log every tuning trial as a child run of ``parent``, after the fact.
+
+    Each child costs three calls to the store (create with its tags, one batch of params
+    and metrics, end at the trial's own end time), ~15 ms on the embedded SQLite store.
+    """
+    from mlflow.entities import Metric, Param
+
+    score = f"cv_{result.settings['metric']}"
+    for trial in result.trials:
+        started = int(trial.started * 1000)
+        ended = started + int(trial.seconds * 1000)
+        child = client.create_run(
+            parent.experiment_id,
+            start_time=started,
+            run_name=f"{trial.family} trial {trial.number}",
+            tags={
+                PARENT_TAG: parent.run_id,
+                "churnops.family": trial.family,
+                "churnops.trial_state": trial.state,
+                "churnops.chosen": str(result.is_chosen(trial)).lower(),
+            },
+        )
+        metrics = [Metric("seconds", trial.seconds, ended, 0)]
+        if trial.score is not None:
+            metrics.append(Metric(score, trial.score, ended, 0))
+        params = [Param(key, str(value)) for key, value in trial.params.items()]
+        client.log_batch(child.info.run_id, metrics=metrics, params=params)
+        client.set_terminated(child.info.run_id, TRIAL_STATUS[trial.state], end_time=ended)
 
 
 def list_versions(settings: Settings) -> list[RegisteredVersion]:
@@ -278,12 +332,23 @@ def load_run_frame(
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence MLflow's advice-level warnings (integer schema hints, cloudpickle, pip)."""
+    """Silence MLflow while we call it: its advice-level warnings (integer schema hints,
+    pip) and the lines it prints itself ("Successfully registered model ...", "Created
+    version ..."), which our own output already says.
+
+    MLflow's own switch for its printed lines is counted: MLflow switches it off and on
+    around some of its imports too, and a plain flag would be switched back on by them.
+    """
+    from mlflow.utils.autologging_utils import MlflowEventsAndWarningsBehaviorGlobally
+
     logger = logging.getLogger("mlflow")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    muted = MlflowEventsAndWarningsBehaviorGlobally(
+        disable_event_logs=True, disable_warnings=False, reroute_warnings=False
+    )
     try:
-        with warnings.catch_warnings():
+        with muted, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:

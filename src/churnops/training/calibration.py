@@ -14,10 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss
-from sklearn.model_selection import StratifiedKFold
 
 from churnops.scoring.calibration import (
     Calibrator,
@@ -40,6 +36,9 @@ class CalibrationChoice:
 
 def fit_calibrator(method: str, p: np.ndarray, y: np.ndarray) -> Calibrator:
     """Fit a sigmoid (Platt) or isotonic calibrator on probabilities ``p``."""
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
     p = np.asarray(p, dtype=np.float64)
     if method == "isotonic":
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
@@ -52,6 +51,9 @@ def fit_calibrator(method: str, p: np.ndarray, y: np.ndarray) -> Calibrator:
 
 def choose_calibration(p_oof: np.ndarray, y: np.ndarray, seed: int = 0) -> CalibrationChoice:
     """Compare no calibration, sigmoid and isotonic by CV Brier on out-of-fold probabilities."""
+    from sklearn.metrics import brier_score_loss
+    from sklearn.model_selection import StratifiedKFold
+
     y = np.asarray(y, dtype=int)
     scores = {"none": float(brier_score_loss(y, p_oof))}
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)

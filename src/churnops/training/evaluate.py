@@ -1,9 +1,12 @@
-"""Classification metrics for churn models, with snake_case names used everywhere."""
+"""Classification metrics for churn models, with snake_case names used everywhere.
+
+scikit-learn is imported where a metric is computed, not with the module: importing the
+training stage (and the CLI's first progress line) should not wait for it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics as skm
 
 METRIC_NAMES = (
     "roc_auc",
@@ -20,6 +23,8 @@ METRIC_NAMES = (
 
 def score_metric(name: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
     """Return one metric; ``roc_auc``/``pr_auc`` ignore the threshold."""
+    from sklearn import metrics as skm
+
     if name == "roc_auc":
         return float(skm.roc_auc_score(y, p))
     if name == "pr_auc":
@@ -31,6 +36,8 @@ def score_metric(name: str, y: np.ndarray, p: np.ndarray, threshold: float = 0.5
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
     """Return every metric in :data:`METRIC_NAMES` for labels ``y`` and probabilities ``p``."""
+    from sklearn import metrics as skm
+
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
     flag = p >= threshold

@@ -27,8 +27,9 @@ from churnops.training import explain, plots
 from churnops.training.calibration import CalibrationChoice, choose_calibration
 from churnops.training.candidates import get_candidate
 from churnops.training.evaluate import classification_metrics
+from churnops.training.progress import ProgressFn, step
 from churnops.training.threshold import choose_threshold, profit_curve
-from churnops.training.tuning import FamilyResult, ProgressFn, stratified_folds, tune_family
+from churnops.training.tuning import FamilyResult, TrialRecord, stratified_folds, tune_family
 
 
 @dataclass
@@ -43,7 +44,9 @@ class TrainResult:
     family_scores: dict[str, float]
     calibration: CalibrationChoice
     threshold_strategy: str
-    leaderboard: pd.DataFrame
+    trials: list[TrialRecord] = field(repr=False)
+    chosen_trial: int
+    """The number of ``family``'s trial whose configuration was refitted and registered."""
     importance: dict[str, float]
     train_frame: pd.DataFrame = field(repr=False)
     holdout_frame: pd.DataFrame = field(repr=False)
@@ -57,6 +60,28 @@ class TrainResult:
     def contract(self) -> DataContract:
         """Return the data contract the model was trained on."""
         return self.model.contract
+
+    def is_chosen(self, trial: TrialRecord) -> bool:
+        """Return whether ``trial`` is the configuration that was registered."""
+        return trial.family == self.family and trial.number == self.chosen_trial
+
+    @property
+    def leaderboard(self) -> pd.DataFrame:
+        """Every trial of every family, best CV score first (pruned trials last)."""
+        rows = [
+            {
+                "family": t.family,
+                "trial": t.number,
+                "state": t.state,
+                "cv_score": t.score,
+                "seconds": round(t.seconds, 3),
+                "chosen": self.is_chosen(t),
+                "params": json.dumps(t.params, sort_keys=True),
+            }
+            for t in self.trials
+        ]
+        table = pd.DataFrame(rows)
+        return table.sort_values("cv_score", ascending=False, na_position="last", kind="stable")
 
 
 def train(
@@ -82,29 +107,33 @@ def train(
         positive: the positive label when it cannot be guessed.
         families: model families to try (default: settings.families).
         trials: Optuna trials per family (default: settings.trials).
-        progress: called as ``progress(task, done, total)`` while tuning.
+        progress: called as ``progress(task, done, total)`` for every step (a step without
+            parts is one task of total 1), so no step runs silently.
     """
     started = time.perf_counter()
     families = families or settings.families
     trials = trials or settings.trials
     candidates = [get_candidate(name) for name in families]
-    contract = contract or infer_contract(df, target, id_column, positive)
-    checked = validate(df, contract)
-    if not checked.report.ok:
-        raise DataValidationError(
-            "The training data breaks its contract:\n" + checked.report.summary(),
-            {"issues": [i.model_dump() for i in checked.report.errors]},
-        )
-    frame = checked.frame
-    y_all = contract.target_series(frame[contract.target]).to_numpy(dtype=int)
-    train_idx, holdout_idx = _split(y_all, settings)
-    train_frame, holdout_frame = frame.iloc[train_idx], frame.iloc[holdout_idx]
-    y, y_holdout = y_all[train_idx], y_all[holdout_idx]
-    encoder = FeatureEncoder(contract)
-    X = encoder.transform(train_frame)
-    X_holdout = encoder.transform(holdout_frame)
+    if contract is None:
+        with step(progress, "infer contract"):
+            contract = infer_contract(df, target, id_column, positive)
+    with step(progress, "validate data"):
+        checked = validate(df, contract)
+        if not checked.report.ok:
+            raise DataValidationError(
+                "The training data breaks its contract:\n" + checked.report.summary(),
+                {"issues": [i.model_dump() for i in checked.report.errors]},
+            )
+        frame = checked.frame
+        y_all = contract.target_series(frame[contract.target]).to_numpy(dtype=int)
+        train_idx, holdout_idx = _split(y_all, settings)
+        train_frame, holdout_frame = frame.iloc[train_idx], frame.iloc[holdout_idx]
+        y, y_holdout = y_all[train_idx], y_all[holdout_idx]
+        encoder = FeatureEncoder(contract)
+        X = encoder.transform(train_frame)
+        X_holdout = encoder.transform(holdout_frame)
+        folds = stratified_folds(y, settings.cv_folds, settings.seed)
 
-    folds = stratified_folds(y, settings.cv_folds, settings.seed)
     results: list[FamilyResult] = []
     for candidate in candidates:
         results.append(
@@ -121,50 +150,53 @@ def train(
         )
     best = max(results, key=lambda r: r.best_score)
 
-    calibration = choose_calibration(best.oof, y, settings.seed)
-    oof = calibration.calibrator(best.oof) if calibration.calibrator else best.oof
-    economics = ProfitModel(settings.offer_cost, settings.acceptance_rate, settings.customer_value)
-    values = _customer_values(train_frame, settings)
-    choice = choose_threshold(y, oof, settings.threshold_strategy, economics, values)
-    cv_metrics = classification_metrics(y, oof, choice.threshold)
+    with step(progress, "calibrate + threshold"):
+        calibration = choose_calibration(best.oof, y, settings.seed)
+        oof = calibration.calibrator(best.oof) if calibration.calibrator else best.oof
+        economics = ProfitModel(
+            settings.offer_cost, settings.acceptance_rate, settings.customer_value
+        )
+        values = _customer_values(train_frame, settings)
+        choice = choose_threshold(y, oof, settings.threshold_strategy, economics, values)
+        cv_metrics = classification_metrics(y, oof, choice.threshold)
 
-    candidate = get_candidate(best.family)
-    fitted = candidate.build(best.best_params, settings.seed).fit(X, y)
-    model = ScoringModel(
-        contract,
-        candidate.to_native(fitted),
-        best.family,
-        choice.threshold,
-        calibration.calibrator,
-        params=best.best_params,
-    )
-    p_holdout = model.probabilities(X_holdout)
-    holdout_metrics = classification_metrics(y_holdout, p_holdout, choice.threshold)
+    with step(progress, f"fit {best.family}"):
+        candidate = get_candidate(best.family)
+        fitted = candidate.build(best.best_params, settings.seed).fit(X, y)
+        model = ScoringModel(
+            contract,
+            candidate.to_native(fitted),
+            best.family,
+            choice.threshold,
+            calibration.calibrator,
+            params=best.best_params,
+        )
+        p_holdout = model.probabilities(X_holdout)
+        holdout_metrics = classification_metrics(y_holdout, p_holdout, choice.threshold)
 
-    artifacts = Path(tempfile.mkdtemp(prefix="churnops-train-"))
-    importance = _explain(model, X_holdout, artifacts, settings.seed)
-    plots.evaluation_plots(y_holdout, p_holdout, choice.threshold, artifacts, best.family)
-    if settings.threshold_strategy == "f1":
+    with step(progress, "explain + plot"):
+        artifacts = Path(tempfile.mkdtemp(prefix="churnops-train-"))
+        importance = _explain(model, X_holdout, artifacts, settings.seed)
+        plots.evaluation_plots(y_holdout, p_holdout, choice.threshold, artifacts, best.family)
+        if settings.threshold_strategy == "f1":
+            plots.curve_plot(
+                choice.thresholds,
+                choice.objective,
+                choice.threshold,
+                "F1 (out-of-fold)",
+                artifacts / "f1_curve.png",
+            )
+        holdout_values = _customer_values(holdout_frame, settings)
+        profit = profit_curve(y_holdout, p_holdout, choice.thresholds, economics, holdout_values)
         plots.curve_plot(
             choice.thresholds,
-            choice.objective,
+            profit,
             choice.threshold,
-            "F1 (out-of-fold)",
-            artifacts / "f1_curve.png",
+            "campaign profit (holdout)",
+            artifacts / "profit_curve.png",
         )
-    holdout_values = _customer_values(holdout_frame, settings)
-    profit = profit_curve(y_holdout, p_holdout, choice.thresholds, economics, holdout_values)
-    plots.curve_plot(
-        choice.thresholds,
-        profit,
-        choice.threshold,
-        "campaign profit (holdout)",
-        artifacts / "profit_curve.png",
-    )
-    (artifacts / "metrics.json").write_text(json.dumps(holdout_metrics, indent=2))
+        (artifacts / "metrics.json").write_text(json.dumps(holdout_metrics, indent=2))
 
-    leaderboard = pd.concat([r.trials for r in results], ignore_index=True)
-    leaderboard = leaderboard.sort_values("value", ascending=False, na_position="last")
     return TrainResult(
         model=model,
         family=best.family,
@@ -174,7 +206,8 @@ def train(
         family_scores={r.family: r.best_score for r in results},
         calibration=calibration,
         threshold_strategy=settings.threshold_strategy,
-        leaderboard=leaderboard,
+        trials=[t for r in results for t in r.trials],
+        chosen_trial=best.best_trial,
         importance=importance,
         train_frame=train_frame.reset_index(drop=True),
         holdout_frame=holdout_frame.reset_index(drop=True),

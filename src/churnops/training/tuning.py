@@ -1,18 +1,52 @@
-"""Tune each model family with Optuna (seeded TPE, median pruning over CV folds)."""
+"""Tune each model family with Optuna (seeded TPE, median pruning over CV folds).
+
+Every trial is kept as a :class:`TrialRecord` (plain data, no Optuna or MLflow object) so
+the registry can log it as a child run after the fact, in one batch.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from churnops.training.candidates import Candidate
 from churnops.training.evaluate import score_metric
+from churnops.training.progress import ProgressFn
 
-ProgressFn = Callable[[str, int, int], None]
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One tuning trial: what was tried, how it scored, and when it ran."""
+
+    family: str
+    number: int
+    params: dict[str, Any]
+    score: float | None
+    """Mean CV score; None when the trial was pruned or failed."""
+    state: str
+    """Optuna's state in lower case: ``complete``, ``pruned`` or ``fail``."""
+    started: float
+    """Start time in seconds since the epoch."""
+    seconds: float
+
+    @classmethod
+    def from_optuna(cls, family: str, trial: optuna.trial.FrozenTrial) -> TrialRecord:
+        """Copy what a finished Optuna trial says into a record (its times are set)."""
+        return cls(
+            family,
+            trial.number,
+            dict(trial.params),
+            None if trial.value is None else float(trial.value),
+            trial.state.name.lower(),
+            trial.datetime_start.timestamp(),  # type: ignore[union-attr]
+            trial.duration.total_seconds(),  # type: ignore[union-attr]
+        )
 
 
 @dataclass
@@ -22,8 +56,9 @@ class FamilyResult:
     family: str
     best_params: dict[str, Any]
     best_score: float
-    oof: np.ndarray
-    trials: pd.DataFrame = field(repr=False)
+    best_trial: int
+    oof: np.ndarray = field(repr=False)
+    trials: list[TrialRecord] = field(repr=False)
 
 
 def cv_predict(
@@ -61,6 +96,9 @@ def tune_family(
     progress: ProgressFn | None = None,
 ) -> FamilyResult:
     """Search ``candidate``'s space for ``trials`` trials; score = mean CV ``metric``."""
+    task = f"tune {candidate.name}"
+    if progress is not None:  # the bar shows (and its clock runs) from the start
+        progress(task, 0, trials)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -86,15 +124,17 @@ def tune_family(
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if progress is not None:
-            progress(candidate.name, trial.number + 1, trials)
+            progress(task, trial.number + 1, trials)
 
     study.optimize(objective, n_trials=trials, callbacks=[callback])
     best = study.best_trial
-    table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
-    table.insert(0, "family", candidate.name)
-    table["duration"] = table["duration"].dt.total_seconds()
     return FamilyResult(
-        candidate.name, dict(best.params), float(best.value), oofs[best.number], table
+        candidate.name,
+        dict(best.params),
+        float(best.value),
+        best.number,
+        oofs[best.number],
+        [TrialRecord.from_optuna(candidate.name, t) for t in study.trials],
     )
 
 
