@@ -201,9 +201,10 @@ def estimate_check(
             )
     message = (
         "LABELS CONTRADICT THE LABEL-FREE ESTIMATE on "
-        f"{len(y):,} labelled rows: {'; '.join(broken)}. The relation between features and "
-        "churn has changed (concept drift), which label-free estimates cannot see: trust "
-        "the realised figures, not the estimates."
+        f"{len(y):,} labelled rows: {'; '.join(broken)}. Its assumption does not hold "
+        "here: the relation between features and churn has changed (concept drift), or the "
+        "scores are not calibrated for this data. Trust the realised figures; label-free "
+        "estimates on data like this are unreliable."
         if broken
         else f"labels agree with the label-free estimate on {len(y):,} labelled rows"
     )
