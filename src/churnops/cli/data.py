@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from churnops.cli.output import JsonOption, console, handle_errors, out, print_json
+from churnops.cli.output import (
+    JsonOption,
+    console,
+    handle_errors,
+    out,
+    print_json,
+    progress_bars,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from churnops.data.contract import DataContract
 
 app = typer.Typer(help="Get demo data and build data contracts.", no_args_is_help=True)
 
@@ -64,10 +77,15 @@ def contract(
     as_json: bool = JsonOption,
 ) -> None:
     """Infer a data contract (column roles, kinds, categories, ranges) from a table."""
-    from churnops.data.contract import infer_contract
+    from churnops.training.progress import step
 
-    df = read_source(data, db, table)
-    inferred = infer_contract(df, target, id_column, positive)
+    with progress_bars(enabled=not as_json) as progress:
+        with step(progress, "read data"):
+            df = read_source(data, db, table)
+        with step(progress, "infer contract"):
+            from churnops.data.contract import infer_contract
+
+            inferred = infer_contract(df, target, id_column, positive)
     inferred.save(out_path)
     if as_json:
         print_json({"path": str(out_path), **inferred.model_dump()})
@@ -100,38 +118,50 @@ def validate_command(
     as_json: bool = JsonOption,
 ) -> None:
     """Validate a table against a contract (file, inferred, or the champion's); exit 1 on errors."""
-    from churnops.config import get_settings
-    from churnops.data.contract import DataContract, infer_contract
     from churnops.data.sources import CSV_SUFFIXES
     from churnops.data.validation import csv_first_line, validate
-    from churnops.errors import ConfigError, ModelNotFoundError
+    from churnops.training.progress import step
 
-    df = read_source(data, db, table)
-    if contract_file is not None:
-        used, origin = DataContract.load(contract_file), str(contract_file)
-    elif target is not None:
-        used, origin = infer_contract(df, target, id_column), "inferred from the data"
-    else:
-        from churnops import registry
-
-        try:
-            loaded = registry.load_model(get_settings())
-        except ModelNotFoundError:
-            raise ConfigError(
-                "No contract to validate against: pass --contract FILE, or --target COL to "
-                "infer one, or train a model first."
-            ) from None
-        used, origin = loaded.model.contract, f"champion v{loaded.version.version}"
-    first_line = None
-    if data is not None and not (db or table) and data.suffix.lower() in CSV_SUFFIXES:
-        first_line = csv_first_line(data, len(df))
-    report = validate(df, used, require_target=not scoring, first_line=first_line).report
+    with progress_bars(enabled=not as_json) as progress:
+        with step(progress, "read data"):
+            df = read_source(data, db, table)
+        with step(progress, "contract"):
+            used, origin = _contract_for(df, contract_file, target, id_column)
+        first_line = None
+        if data is not None and not (db or table) and data.suffix.lower() in CSV_SUFFIXES:
+            first_line = csv_first_line(data, len(df))
+        with step(progress, "validate"):
+            report = validate(df, used, require_target=not scoring, first_line=first_line).report
     if as_json:
         print_json({"ok": report.ok, "contract": origin, **report.model_dump()})
     else:
         _print_report(report, origin)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _contract_for(
+    df: pd.DataFrame, contract_file: Path | None, target: str | None, id_column: str | None
+) -> tuple[DataContract, str]:
+    """Return the contract to validate against (file, inferred, or the champion's) and why."""
+    from churnops.config import get_settings
+    from churnops.data.contract import DataContract, infer_contract
+    from churnops.errors import ConfigError, ModelNotFoundError
+
+    if contract_file is not None:
+        return DataContract.load(contract_file), str(contract_file)
+    if target is not None:
+        return infer_contract(df, target, id_column), "inferred from the data"
+    from churnops import registry
+
+    try:
+        loaded = registry.load_model(get_settings())
+    except ModelNotFoundError:
+        raise ConfigError(
+            "No contract to validate against: pass --contract FILE, or --target COL to "
+            "infer one, or train a model first."
+        ) from None
+    return loaded.model.contract, f"champion v{loaded.version.version}"
 
 
 def _print_report(report, origin: str) -> None:
