@@ -8,7 +8,8 @@ Two markers are replaced in a page's Markdown, so these pages never go stale:
   renders every command without its options. The help records are Typer's own (what
   ``--help`` prints), laid out as Markdown tables.
 - ``<!-- churnops:settings -->``: every field of ``churnops.config.Settings`` (name, type,
-  default, environment variable, description), grouped by area.
+  default, environment variable, description), in the groups ``config.setting_groups``
+  declares (the same ``churnops init`` writes).
 
 Loaded by ``hooks:`` in mkdocs.yml; nothing in ``src/`` depends on it.
 """
@@ -28,8 +29,12 @@ SETTINGS_MARKER = "<!-- churnops:settings -->"
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Replace each reference marker with Markdown generated from the code."""
+    renderers = {
+        CLI_MARKER: cli_reference,
+        SETTINGS_MARKER: lambda: settings_reference(nav_titles(config["nav"])),
+    }
     # Only a marker alone on its line: a page may mention the markers in code.
-    for marker, render in ((CLI_MARKER, cli_reference), (SETTINGS_MARKER, settings_reference)):
+    for marker, render in renderers.items():
         pattern = re.compile(rf"^{re.escape(marker)}[ \t]*$", re.MULTILINE)
         if pattern.search(markdown):
             text = render()
@@ -104,111 +109,54 @@ def _anchor(title: str) -> str:
 
 # --- settings -------------------------------------------------------------------------------
 
-# A field belongs to the first group whose prefix it has, else to the group named here, else
-# to the group of the field declared before it (config.py declares related fields together).
-_PREFIX_GROUPS = [
-    ("batch_test_", "Testing hooks"),
-    ("serve_", "Serving"),
-    ("dashboard_", "Dashboard"),
-    ("pipeline_", "Pipeline"),
-    ("batch_", "Batch scoring"),
-]
-_NAME_GROUPS = {
-    "home": "Where state lives",
-    "seed": "Training",
-    "min_delta": "Registry",
-    "psi_warn": "Monitoring",
-    "max_rejected_share": "Batch scoring",
-    "reasons_top": "Batch scoring",
-    "score_segment_columns": "Batch scoring",
-    "spark_master": "Batch scoring",
-}
-_GROUP_ORDER = [
-    "Where state lives",
-    "Training",
-    "Registry",
-    "Serving",
-    "Dashboard",
-    "Batch scoring",
-    "Monitoring",
-    "Pipeline",
-    "Testing hooks",
-]
-_GROUP_NOTES = {
-    "Where state lives": "With none of these set, everything lives under `./.churnops/`.",
-    "Serving": "`churnops serve` options override these; see [Serving](../serving.md).",
-    "Batch scoring": "See [Batch scoring](../batch.md).",
-    "Monitoring": "See [Monitoring](../monitoring.md). Settings that default to none are "
-    "derived from the data and the champion; set them to override.",
-    "Pipeline": "What `churnops pipeline run` and the Dagster definitions read.",
-    "Testing hooks": "For the crash-safety tests; leave them alone in production.",
-}
-# Said here until the field carries a description in config.py (which then wins).
-_DESCRIPTIONS = {
-    "redis_url": "Redis shared by every API worker and replica for rate-limit buckets.",
-    "model_name": "The registered model (MLflow) every command trains into and reads.",
-    "experiment_name": "The MLflow experiment training runs are logged to.",
-    "seed": "Seed of the holdout split, the folds and the tuner.",
-    "holdout": "Share of rows kept aside for the holdout evaluation.",
-    "cv_folds": "Cross-validation folds used while tuning.",
-    "families": "Model families to tune: logistic, lightgbm, xgboost.",
-    "metric": "Primary metric: selects the family and gates promotion.",
-    "threshold_strategy": "How the decision threshold is chosen: best F1, or expected profit.",
-    "offer_cost": "Profit threshold and campaign planner: cost of one retention offer.",
-    "customer_value": "Profit threshold and campaign planner: value of a kept customer.",
-    "customer_value_column": "Column holding each customer's value (instead of one constant).",
-    "acceptance_rate": "Share of contacted churners an offer keeps.",
-    "min_delta": "Promotion gate: the challenger must beat the champion by this much.",
-    "serve_host": "Bind address of `churnops serve`.",
-    "serve_port": "Port of `churnops serve`.",
-    "serve_workers": "Uvicorn worker processes.",
-    "serve_audit": "Write an audit row for every `/v1/` call.",
-    "serve_access_log": "JSON access-log lines on stderr.",
-    "serve_ssl_certfile": "TLS certificate (HTTPS on the same port).",
-    "serve_ssl_keyfile": "TLS private key.",
-    "dashboard_host": "Bind address of `churnops dashboard`.",
-    "dashboard_port": "Port of `churnops dashboard`.",
-    "pipeline_target": "Label column when there is no champion contract to take it from.",
-    "pipeline_id": "Id column when there is no champion contract to take it from.",
-}
 
+def settings_reference(titles: dict[str, str] | None = None) -> str:
+    """Return one table per documented group of settings (``churnops.config.setting_groups``).
 
-def settings_reference() -> str:
-    """Return one table per group of ``Settings.model_fields``."""
-    from churnops.config import Settings
+    The groups are the ones ``churnops init`` writes into ``churnops.yaml``, so the file and
+    this page read the same way; ``titles`` maps a docs page to its title in the nav.
+    """
+    from churnops.config import Settings, setting_groups
 
-    groups: dict[str, list[str]] = {}
-    group = _GROUP_ORDER[0]
-    for name in Settings.model_fields:
-        group = _group_of(name, group)
-        groups.setdefault(group, []).append(name)
-    order = [g for g in _GROUP_ORDER if g in groups] + [g for g in groups if g not in _GROUP_ORDER]
+    titles = titles or {}
     lines: list[str] = []
-    for title in order:
-        lines += [f"## {title}", ""]
-        if title in _GROUP_NOTES:
-            lines += [_GROUP_NOTES[title], ""]
+    for group in setting_groups():
+        lines += [f"## {group.title}", ""]
+        note = group.note
+        if group.page:
+            title = titles.get(group.page, group.page)
+            link = f"[{title}](../{group.page})"
+            note = f"{note} More in {link}." if note else f"More in {link}."
+        if note:
+            lines += [note, ""]
         lines += ["| setting | type | default | environment variable | meaning |"]
         lines += ["|---|---|---|---|---|"]
-        for name in groups[title]:
+        for name in group.names:
             field = Settings.model_fields[name]
             cells = [
                 f"`{name}`",
                 _cell(_type_name(field.annotation)),
                 _default(field.default),
                 " or ".join(f"`{env}`" for env in _env_vars(name, field)),
-                _cell(_description(name, field)),
+                _cell(_description(field)),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _group_of(name: str, previous: str) -> str:
-    for prefix, group in _PREFIX_GROUPS:
-        if name.startswith(prefix):
-            return group
-    return _NAME_GROUPS.get(name, previous)
+def nav_titles(nav: Any) -> dict[str, str]:
+    """Return ``{page file: title}`` from mkdocs.yml's ``nav``."""
+    titles: dict[str, str] = {}
+    items = nav if isinstance(nav, list) else [nav]
+    for item in items:
+        if isinstance(item, dict):
+            for title, value in item.items():
+                if isinstance(value, str):
+                    titles[value] = title
+                else:
+                    titles.update(nav_titles(value))
+    return titles
 
 
 def _env_vars(name: str, field: Any) -> list[str]:
@@ -250,8 +198,8 @@ def _default(value: Any) -> str:
     return f"`{value}`"
 
 
-def _description(name: str, field: Any) -> str:
-    text = field.description or _DESCRIPTIONS.get(name, "")
+def _description(field: Any) -> str:
+    text = field.description or ""
     bounds = []
     for meta in field.metadata:
         for attr, sign in (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤")):
