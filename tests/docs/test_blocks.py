@@ -87,3 +87,22 @@ def test_the_run_pages_have_what_their_tests_need() -> None:
     assert any(b.is_python for b in blocks)
     lines = [c.text for b in blocks if b.lang == "console" for c in commands(b)]
     assert any("serve" in line and "# runs in the background" in line for line in lines)
+
+
+def test_docs_pages_named_by_the_code_exist() -> None:
+    """Messages, comments and settings files point people at docs pages: those pages exist."""
+    import re
+
+    from churnops.config import setting_groups
+    from tests.docs.blocks import ROOT
+
+    for group in setting_groups():
+        if group.page:
+            assert (DOCS / group.page).exists(), f"setting group {group.title!r}: {group.page}"
+    cited = {
+        (match, path.relative_to(ROOT))
+        for path in (ROOT / "src").rglob("*.py")
+        for match in re.findall(r"docs/[\w/.-]+\.md", path.read_text(encoding="utf-8"))
+    }
+    missing = sorted(f"{source}: {page}" for page, source in cited if not (ROOT / page).exists())
+    assert not missing, "pages named in src/ that docs/ does not have:\n" + "\n".join(missing)
