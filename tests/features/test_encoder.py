@@ -62,8 +62,9 @@ def test_transform_refuses_rows_that_break_the_rules(encoder: FeatureEncoder) ->
     """A table with text in a numeric column is an error naming the row, field and value."""
     df = make_customers(5, seed=1).drop(columns="churn").astype(object)
     df.loc[2, "monthly_charges"] = "lots"
-    with pytest.raises(DataValidationError, match=r"row 2: monthly_charges: expects a number"):
+    with pytest.raises(DataValidationError, match=r"row 3: monthly_charges: expects a number") as e:
         encoder.transform(df)
+    assert e.value.details["rows"] == [3]  # counted from 1, like the message
 
 
 def test_group_by_source_sums_one_hot_columns(encoder: FeatureEncoder) -> None:

@@ -22,6 +22,7 @@ from numba import njit
 from churnops.data.contract import DataContract, Scalar
 from churnops.data.judged import JudgedFrame, judge_frame
 from churnops.data.rules import ColumnRule, column_rules
+from churnops.data.validation import rows_text
 from churnops.errors import DataValidationError
 
 MAX_PROBLEMS_SHOWN = 5
@@ -69,18 +70,21 @@ class FeatureEncoder:
 
         Training, promotion and monitoring call this on tables validated before; batch
         scoring, which must keep going past bad rows, uses :meth:`judge` and :meth:`matrix`.
+        Rows are counted from 1 (the first data row), in the message and ``details["rows"]``.
         """
         judged = self.judge(df)
         if judged.problems:
             rows = sorted(judged.problems)
             shown = "; ".join(
-                f"row {r}: " + ", ".join(p.reason for p in judged.problems[r])
+                f"{rows_text([r])}: " + ", ".join(p.reason for p in judged.problems[r])
                 for r in rows[:MAX_PROBLEMS_SHOWN]
             )
-            more = f" (and {len(rows) - MAX_PROBLEMS_SHOWN} more)" if len(rows) > 5 else ""
+            more = len(rows) - MAX_PROBLEMS_SHOWN
             raise DataValidationError(
-                f"{len(rows)} row(s) break the contract: {shown}{more}.",
-                {"rows": rows[:50]},
+                f"{len(rows)} row(s) break the contract: {shown}"
+                + (f" (and {more} more)" if more > 0 else "")
+                + ".",
+                {"rows": [r + 1 for r in rows[:50]]},
             )
         return self.matrix(judged, out=out)
 
