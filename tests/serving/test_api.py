@@ -330,6 +330,26 @@ def test_canary_is_deterministic_by_customer_id(
     assert 5 < sum(v == "challenger" for v in served.values()) < 35
 
 
+def test_canary_batch_422_counts_records_in_the_request(
+    make_api: Any, champion: Any, challenger: Any
+) -> None:
+    """A bad record the canary sends to the challenger is named by its place in the request."""
+    api = make_api(
+        loader=lambda alias: champion if alias == "champion" else challenger,
+        serve_canary_share=0.3,
+    )
+    _ready(api)
+    ids = [f"C{i:04d}" for i in range(60)]
+    stay = [c for c in ids if canary_bucket(c) >= 0.3][:3]  # champion's
+    moved = [c for c in ids if canary_bucket(c) < 0.3][:2]  # challenger's
+    customers = [{**loyal_customer(), "customer_id": c} for c in [moved[0], *stay, moved[1]]]
+    customers[4]["contract"] = "Weekly"  # the challenger's 2nd record, the request's 5th
+    r = api.post("/v1/predict/batch", {"customers": customers})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["index"] == 4
+    assert r.json()["message"] == "record 5: field 'contract': unknown category, sent 'Weekly'."
+
+
 def test_shadow_scores_challenger_logs_it_and_returns_champion(
     make_api: Any, champion: Any, challenger: Any
 ) -> None:

@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from churnops.batch.report import reason_sentence
 from churnops.data.rules import Verdict, judge_id
 from churnops.errors import ScoringInputError
-from churnops.scoring import Predictor
+from churnops.scoring import Predictor, RecordCodec
 from churnops.serving.deps import ScorerKeyDep, Services
 from churnops.serving.schemas import ErrorOut, PredictionOut, PredictionsOut
 from churnops.serving.state import CHAMPION, SHADOW
@@ -284,14 +284,25 @@ def _score_groups(
         try:
             probs, rows = predictor.score_many(subset)
         except ScoringInputError as exc:
-            if len(idx) != len(records):  # report positions in the request, not the group
-                for problem in exc.details.get("errors", []):
-                    if "index" in problem:
-                        problem["index"] = idx[problem["index"]]
-            raise
+            if len(idx) == len(records):
+                raise
+            _fail_in_request(exc, idx)
         reasons = [_with_text(r) for r in predictor.reasons(rows)] if explain else None
         scored.append((subset, probs, reasons))
     return scored
+
+
+def _fail_in_request(exc: ScoringInputError, idx: list[int]) -> None:
+    """Raise a canary group's 422 again with positions in the request, not in the group.
+
+    ``errors[].index`` becomes the record's 0-based position in ``customers`` and the
+    message ("record N", counted from 1) is built again from it by the codec's own wording.
+    Only a refused batch split by the canary comes here, so scoring pays nothing for it.
+    """
+    problems = exc.details["errors"]
+    for problem in problems:
+        problem["index"] = idx[problem["index"]]
+    RecordCodec._fail(problems, None)
 
 
 def _with_text(reasons: list[dict[str, Any]]) -> list[dict[str, Any]]:
