@@ -27,6 +27,8 @@ from churnops.scoring.model import ScoringModel
 # Validation errors that are about the table, not rows: nothing in the chunk can be scored.
 TABLE_ERRORS = {"missing_columns"}
 SCORE_COLUMNS = ["customer_id", "score", "high_risk"]
+# row_number: the rejected row's 0-based position in the source (what people call row 1 is
+# 0), as stored in ``rejected_rows``; text for people says ``row_number + 1``.
 REJECT_COLUMNS = ["row_number", "customer_id", "reason"]
 
 
@@ -108,7 +110,7 @@ class ChunkResult:
     """What one chunk produced: scored rows and rejected rows."""
 
     scores: pd.DataFrame  # SCORE_COLUMNS, then the run's RowExtras columns
-    rejected: pd.DataFrame  # REJECT_COLUMNS
+    rejected: pd.DataFrame  # REJECT_COLUMNS (row_number 0-based)
 
     @property
     def rows_in(self) -> int:

@@ -107,8 +107,8 @@ def spark_results(
 def _read(spark: Any, reader: ChunkedSource) -> Any:
     """Read the source with a row number for rejected rows.
 
-    Parquet: the row's position in the file (Spark's ``_metadata.row_index``), as the
-    pandas engine reports it. CSV has no such column; its rows get Spark's own
+    Parquet: the row's 0-based position in the file (Spark's ``_metadata.row_index``), as
+    the pandas engine reports it (row 1 is 0). CSV has no such column; its rows get Spark's own
     ``monotonically_increasing_id`` (unique, not the line number: that would need a pass
     over the whole file in order).
     """

@@ -73,7 +73,10 @@ def score_command(
         f"{run['seconds']:.1f}s."
     )
     if run["rows_rejected"]:
-        console.print("Rejected rows and their reasons are in the rejected_rows table.")
+        console.print(
+            "Rejected rows and their reasons are in the rejected_rows table "
+            "(row_number is the position in the source, 0-based: row 1 is 0)."
+        )
 
 
 @report_app.command("high-risk")

@@ -315,6 +315,9 @@ class RejectedRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
-    row_number: Mapped[int] = mapped_column(sa.BigInteger)  # 0-based position in the source
+    # The row's 0-based position in the source: the first data row is 0, so people's "row 3"
+    # is row_number 2 (Spark on a CSV file: Spark's row id instead). Kept 0-based, as both
+    # engines write it; text for people says row_number + 1 or names it 0-based.
+    row_number: Mapped[int] = mapped_column(sa.BigInteger)
     customer_id: Mapped[str | None] = mapped_column(sa.String(200))
     reason: Mapped[str] = mapped_column(sa.Text)
