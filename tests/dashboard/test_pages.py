@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from churnops.batch.report import score_text
 from churnops.dashboard import launch
 from churnops.serving.auth import principal_for
 from tests.dashboard.conftest import DATES, Seeded
@@ -93,7 +94,7 @@ def test_at_risk_numbers_match_the_models_scores(telco_store: Seeded, use_store:
     assert metric(at, "Revenue at risk").replace(",", "") == f"{(p * values).sum():.0f}"
     table = at.dataframe[0].value
     assert list(table["rank"][:3]) == [1, 2, 3]
-    assert np.allclose(table["score"].to_numpy()[:5], np.sort(p)[::-1][:5])
+    assert list(table["score"][:5]) == [score_text(s) for s in np.sort(p)[::-1][:5]]
 
 
 def test_at_risk_filter_and_search_narrow_the_list(telco_store: Seeded, use_store: Any) -> None:
@@ -122,7 +123,7 @@ def test_customer_page_shows_history_and_explanation(telco_store: Seeded, use_st
     at.session_state["customer_id"] = customer
     open_page(at, "customer")
     p = expected_scores(seeded, DATES[1])[0]
-    assert metric(at, "Churn score") == f"{p:.4f}"
+    assert metric(at, "Churn score") == score_text(p)
     features = at.dataframe[0].value
     assert set(features["feature"]) >= {"tenure", "contract"}
     assert features["typical non-churner"].ne("—").all()
@@ -143,6 +144,7 @@ def test_campaign_budget_changes_the_selection(telco_store: Seeded, use_store: A
     plan = plan_campaign(p, None, ProfitModel(10.0, 0.3, 500.0), budget=200.0)
     assert plan.contacts == 20  # the budget binds: every one of the top 20 pays for itself
     assert metric(at, "Customers to contact") == "20"
+    assert list(at.dataframe[0].value["score"]) == [score_text(s) for s in p[:20]]
     assert metric(at, "Expected profit") == f"{plan.profit:,.0f}"
     at.number_input(key="budget").set_value(100.0).run()
     assert metric(at, "Customers to contact") == "10"

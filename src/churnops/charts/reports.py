@@ -17,7 +17,7 @@ def high_risk_page(report: Mapping[str, Any]) -> str:
     ``report`` is what :func:`churnops.batch.high_risk` returns; the threshold line is
     drawn when the report carries ``threshold``.
     """
-    from churnops.batch.report import reason_text
+    from churnops.batch.report import reason_text, score_text
 
     rows = report["customers"]
     figures: dict[str, Any] = {
@@ -25,7 +25,8 @@ def high_risk_page(report: Mapping[str, Any]) -> str:
         "Listed": f"{len(rows):,}",
     }
     if rows:
-        figures["Scores listed"] = f"{rows[-1]['score']:.3f} – {rows[0]['score']:.3f}"
+        low, high = rows[-1]["score"], rows[0]["score"]
+        figures["Scores listed"] = f"{score_text(low)} – {score_text(high)}"
         figures["Model"] = f"{rows[0]['model_name']} v{rows[0]['model_version']}"
     sections: list[Section] = [
         kpis(figures),
@@ -41,7 +42,12 @@ def high_risk_page(report: Mapping[str, Any]) -> str:
         table(
             ["rank", "customer", "score", "reasons"],
             [
-                [r["risk_rank"], r["customer_id"], f"{r['score']:.4f}", reason_text(r["reasons"])]
+                [
+                    r["risk_rank"],
+                    r["customer_id"],
+                    score_text(r["score"]),
+                    reason_text(r["reasons"]),
+                ]
                 for r in rows
             ],
             text_columns=["customer", "reasons"],

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from churnops import charts
+from churnops.batch.report import score_text
 from churnops.dashboard import reads
 from churnops.dashboard.common import context, empty, money, pick_date, share
 
@@ -85,7 +86,7 @@ table = pd.DataFrame(
     {
         "rank": [r["risk_rank"] for r in page["rows"]],
         "customer": [r["customer_id"] for r in page["rows"]],
-        "score": [r["score"] for r in page["rows"]],
+        "score": [score_text(r["score"]) for r in page["rows"]],
         **({"value": [r["value"] for r in page["rows"]]} if overview["value_column"] else {}),
         "top reasons": [r["reason_text"] or "—" for r in page["rows"]],
         **{c: [r["segments"].get(c) for r in page["rows"]] for c in columns},
@@ -97,7 +98,6 @@ picked = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     key="risk_table",
-    column_config={"score": st.column_config.NumberColumn(format="%.4f")},
 )
 selected = picked.selection.rows if picked is not None else []
 actions = st.columns([1, 1, 3])

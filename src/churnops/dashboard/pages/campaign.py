@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from churnops import charts
+from churnops.batch.report import score_text
 from churnops.campaign import ProfitModel, plan_campaign
 from churnops.dashboard import reads
 from churnops.dashboard.common import context, money, pick_date
@@ -73,7 +74,8 @@ if plan.contacts == 0:
     st.warning("No contact is expected to pay for its offer at these settings.")
 elif plan.threshold is not None:
     st.caption(
-        f"Contact every customer scoring {plan.threshold:.4f} or more (the profit-optimal cut)."
+        f"Contact every customer scoring {score_text(plan.threshold)} or more "
+        "(the profit-optimal cut)."
     )
 st.plotly_chart(charts.profit_curve(plan), key="profit_chart")
 
@@ -88,11 +90,10 @@ chosen = pd.DataFrame(
     }
 )
 st.subheader(f"Who to contact ({n:,})")
-st.dataframe(
-    chosen.head(SHOWN),
+st.dataframe(  # scores as score_text shows them; the CSV keeps the numbers
+    chosen.head(SHOWN).assign(score=lambda shown: shown["score"].map(score_text)),
     hide_index=True,
     key="contacts_table",
-    column_config={"score": st.column_config.NumberColumn(format="%.4f")},
 )
 if n > SHOWN:
     st.caption(f"The first {SHOWN} shown; the CSV holds all {n:,}.")

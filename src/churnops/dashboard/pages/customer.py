@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from churnops import charts
-from churnops.batch.report import reason_text
+from churnops.batch.report import reason_text, score_text
 from churnops.dashboard import reads
 from churnops.dashboard.common import context, empty, value_text
 from churnops.errors import ChurnopsError
@@ -25,7 +25,7 @@ except ChurnopsError as exc:
 
 latest = profile["history"][0]
 kpis = st.columns(4)
-kpis[0].metric("Churn score", f"{latest['score']:.4f}")
+kpis[0].metric("Churn score", score_text(latest["score"]))
 kpis[1].metric("Risk rank", f"{latest['risk_rank']:,}")
 kpis[2].metric("Above threshold", "yes" if latest["high_risk"] else "no")
 kpis[3].metric(
