@@ -44,5 +44,23 @@ def test_store_errors_are_logged_as_json(tmp_path: Path) -> None:
     records = [json.loads(line) for line in lines]
     assert records
     assert {r["logger"] for r in records} == {"churnops.audit_writer"}
+    assert {frozenset(r) for r in records} == {frozenset({"time", "level", "logger", "message"})}
     assert {r["level"] for r in records} == {"error"}
     assert "dropping 1 rows" in records[-1]["message"]
+
+
+def test_the_writer_logs_like_the_server_without_importing_it() -> None:
+    """The server's formatter, from a module that leaves FastAPI and the scoring path out."""
+    from churnops.serving.logs import JsonFormatter
+    from churnops.store import audit_writer
+
+    assert audit_writer.JsonFormatter is JsonFormatter
+    code = (
+        "import sys, churnops.store.audit_writer\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'fastapi'"
+        " or m.startswith('churnops.serving')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

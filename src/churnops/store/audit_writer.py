@@ -48,7 +48,7 @@ from typing import Any
 
 import orjson
 
-from churnops.redact import redact
+from churnops.logs import JsonFormatter
 
 log = logging.getLogger("churnops.audit_writer")
 
@@ -364,36 +364,15 @@ def run(fd: int, report: Callable[[str], None]) -> None:
         audits, predictions, failing_since, backoff = [], [], None, FIRST_BACKOFF
 
 
-class JsonLines(logging.Formatter):
-    """Format a record as one JSON line with the server's fields (time, level, logger, message).
-
-    The writer's stderr is the server's, and every line the server writes there is JSON
-    (``churnops.serving.logs``). That module is not imported here: importing the serving
-    package loads FastAPI and the scoring path, seconds and ~180 MB in a process that only
-    inserts rows. The line is redacted: driver errors quote the store's URL.
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        payload = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return redact(orjson.dumps(payload, default=str).decode())
-
-
 def configure_logging() -> None:
-    """Log JSON lines to stderr: the writer's own records, and warnings from libraries.
+    """Log JSON lines to stderr, as the server does: the writer's own records and warnings.
 
     The root logger stays at WARNING, as in the server's process: migrating a new store
     here must not print Alembic's INFO notes ("Context impl SQLiteImpl.", "Running
     upgrade ...") into the server's JSON log.
     """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLines())
+    handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     logging.captureWarnings(True)  # a library's warning too, not a bare text line
     log.setLevel(logging.INFO)
