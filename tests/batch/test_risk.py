@@ -183,7 +183,7 @@ def test_the_riskiest_rows_carry_reasons_with_the_customers_values(scored: Score
                 assert reason["value"] == own
             else:
                 assert reason["value"] == pytest.approx(float(own))
-        assert row["reason_text"].count(" risk") == 3
+        assert row["reason_text"].count(" log-odds)") == 3
 
 
 def test_export_is_the_pages_concatenated_and_its_csv_reads_back(scored: Scored) -> None:
