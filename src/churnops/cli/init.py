@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 WIDTH = 100
 PIPELINE_PREFIX = "pipeline_"
-DOCS_PAGE = "docs/configuration.md"
+DOCS_PAGE = "docs/reference/configuration.md"
 SECRET_SUFFIXES = ("_url", "_uri")  # connection strings may carry a password
 SEQ_TAG = "tag:yaml.org,2002:seq"
 
