@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from churnops.cli.data import DataArg, DbOption, TableOption, read_source
 from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from churnops.registry.models import RegisteredVersion
 
 
 @handle_errors
@@ -127,14 +132,14 @@ LAYOUTS = (
 then the threshold, then the created date give way; key values are never cut."""
 
 
-def versions_table(versions: list[Any], title: str, width: int) -> Any:
+def versions_table(versions: list[RegisteredVersion], title: str, width: int) -> Table:
     """Return a rich table of ``versions`` in the widest layout that fits ``width``."""
     from datetime import datetime
 
     from rich import box
     from rich.table import Table
 
-    def created(v: Any) -> datetime:
+    def created(v: RegisteredVersion) -> datetime:
         return datetime.fromisoformat(v.created).astimezone()
 
     cells = {
