@@ -189,7 +189,8 @@ def _log_trials(client: MlflowClient, parent: RunInfo, result: TrainResult) -> N
     """Log every tuning trial as a child run of ``parent``, after the fact.
 
     Each child costs three calls to the store (create with its tags, one batch of params
-    and metrics, end at the trial's own end time), ~15 ms on the embedded SQLite store.
+    and metrics, end at the trial's own end time): ~20 ms on the embedded SQLite store, so
+    the default 12 trials x 3 families add ~0.7 s to logging a run.
     """
     from mlflow.entities import Metric, Param
 

@@ -81,7 +81,9 @@ class TrainResult:
             for t in self.trials
         ]
         table = pd.DataFrame(rows)
-        return table.sort_values("cv_score", ascending=False, na_position="last", kind="stable")
+        return table.sort_values(
+            "cv_score", ascending=False, na_position="last", kind="stable", ignore_index=True
+        )
 
 
 def train(
