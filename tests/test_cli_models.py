@@ -18,7 +18,7 @@ from churnops.cli.models import versions_table
 from churnops.registry.models import RegisteredVersion
 from tests.factories import make_customers
 
-PROGRESS_LINE = re.compile(r"\S.*━+ +\d+/\d+ \d+:\d\d:\d\d")
+PROGRESS_LINE = re.compile(r"\S.*━+ +\d+/\d+ +\d+:\d\d:\d\d")
 
 
 def churnops(home: Path, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
