@@ -55,7 +55,7 @@ def train_and_register(
         trials=trials,
         progress=progress,
     )
-    version = registry.log_training(result, settings, source=source)
+    version = registry.log_training(result, settings, source=source, progress=progress)
     if metrics_out is not None:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
         metrics_out.write_text(json.dumps(result.holdout, indent=2))
