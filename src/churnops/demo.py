@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from churnops.config import Settings
-from churnops.training.tuning import ProgressFn
+from churnops.progress import ProgressFn
 
 
 def run_demo(

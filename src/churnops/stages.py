@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the read-only stages below must not import pandas or traini
     import pandas as pd
 
     from churnops.data.contract import DataContract
-    from churnops.training.tuning import ProgressFn
+    from churnops.progress import ProgressFn
 
 
 def train_and_register(

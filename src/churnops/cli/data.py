@@ -77,7 +77,7 @@ def contract(
     as_json: bool = JsonOption,
 ) -> None:
     """Infer a data contract (column roles, kinds, categories, ranges) from a table."""
-    from churnops.training.progress import step
+    from churnops.progress import step
 
     with progress_bars(enabled=not as_json) as progress:
         with step(progress, "read data"):
@@ -120,7 +120,7 @@ def validate_command(
     """Validate a table against a contract (file, inferred, or the champion's); exit 1 on errors."""
     from churnops.data.sources import CSV_SUFFIXES
     from churnops.data.validation import csv_first_line, validate
-    from churnops.training.progress import step
+    from churnops.progress import step
 
     with progress_bars(enabled=not as_json) as progress:
         with step(progress, "read data"):

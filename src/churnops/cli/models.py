@@ -45,8 +45,8 @@ def train_command(
     """Train and tune every family, track the run in MLflow, and register the best model."""
     from churnops.config import get_settings
     from churnops.data.contract import DataContract
+    from churnops.progress import step
     from churnops.stages import train_and_register
-    from churnops.training.progress import step
 
     updates: dict[str, Any] = {}
     if metric:

@@ -31,7 +31,7 @@ def monitor_command(
 ) -> None:
     """Check a batch for drift and decay against the champion; decide whether to retrain."""
     from churnops.config import get_settings
-    from churnops.training.progress import step
+    from churnops.progress import step
 
     settings = get_settings()
     with progress_bars() as progress:

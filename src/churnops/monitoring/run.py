@@ -36,8 +36,8 @@ from churnops.monitoring.performance import (
 from churnops.monitoring.plan import plan_monitoring
 from churnops.monitoring.result import MonitoringResult
 from churnops.monitoring.triggers import Evidence, decide
+from churnops.progress import ProgressFn, step
 from churnops.registry.models import LoadedModel
-from churnops.training.progress import ProgressFn, step
 
 if TYPE_CHECKING:
     from churnops.scoring.model import ScoringModel

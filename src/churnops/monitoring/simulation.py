@@ -23,7 +23,7 @@ import pandas as pd
 
 from churnops.config import Settings
 from churnops.orchestration import steps
-from churnops.training.tuning import ProgressFn
+from churnops.progress import ProgressFn
 
 MIN_TRAINING_ROWS = 1000
 

@@ -23,9 +23,9 @@ import sqlalchemy as sa
 
 from churnops.config import Settings
 from churnops.orchestration import steps
+from churnops.progress import ProgressFn
+from churnops.progress import step as progress_step
 from churnops.store import PipelineStep, session_scope
-from churnops.training.progress import ProgressFn
-from churnops.training.progress import step as progress_step
 
 STEPS = ("digest", "validate", "trigger", "train", "promote", "score", "monitor", "report")
 

@@ -27,8 +27,8 @@ from churnops.errors import ConfigError, DataValidationError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from churnops.monitoring import MonitoringResult
+    from churnops.progress import ProgressFn
     from churnops.registry.models import LoadedModel
-    from churnops.training.tuning import ProgressFn
 
 _MONITOR_KEYS = (
     "verdict",

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import RunInfo
 
+    from churnops.progress import ProgressFn
     from churnops.scoring.model import ScoringModel
-    from churnops.training.progress import ProgressFn
     from churnops.training.run import TrainResult
 
 CHAMPION = "champion"
@@ -93,7 +93,7 @@ def log_training(
     15:40``); every tuning trial becomes a child run and a row of its leaderboard table.
     The new version gets alias ``challenger``; the first version also becomes ``champion``.
     """
-    from churnops.training.progress import step
+    from churnops.progress import step
 
     with step(progress, "open MLflow"):  # importing MLflow and a new store's migrations
         import mlflow

@@ -22,12 +22,12 @@ from churnops.data.contract import DataContract, frame_digest, infer_contract
 from churnops.data.validation import ValidationReport, validate
 from churnops.errors import ConfigError, DataValidationError
 from churnops.features.encoder import FeatureEncoder
+from churnops.progress import ProgressFn, step
 from churnops.scoring.model import ScoringModel
 from churnops.training import explain, plots
 from churnops.training.calibration import CalibrationChoice, choose_calibration
 from churnops.training.candidates import get_candidate
 from churnops.training.evaluate import classification_metrics
-from churnops.training.progress import ProgressFn, step
 from churnops.training.threshold import choose_threshold, profit_curve
 from churnops.training.tuning import FamilyResult, TrialRecord, stratified_folds, tune_family
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from churnops.progress import ProgressFn
 from churnops.training.candidates import Candidate
 from churnops.training.evaluate import score_metric
-from churnops.training.progress import ProgressFn
 
 if TYPE_CHECKING:
     import optuna
