@@ -1,4 +1,6 @@
-"""Progress reporting for long stages (training, monitoring, the pipeline, the CLI): ``progress(task, done, total)``, nothing else.
+"""Progress reporting for long stages: ``progress(task, done, total)``, nothing else.
+
+Training, monitoring, the pipeline and the CLI's own steps all report through it.
 
 Stages call the callback and never draw anything; the CLI draws one rich bar per task.
 This module imports nothing heavy, so a caller can show a step before the heavy imports.
