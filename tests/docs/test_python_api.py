@@ -37,6 +37,12 @@ def run_python_blocks(page: Path, cwd: Path) -> None:
     servers: list[Server] = []
     try:
         for block in blocks:
+            if block.server_env is None and "CHURNOPS_API_" in block.text:
+                pytest.fail(
+                    f"{page.name}:{block.line}: this block needs a running server: put "
+                    "`<!-- with-server: CHURNOPS_HOME=<the home it trained into> -->` on the "
+                    "line above it, or `<!-- no-run -->` (docs/contributing.md)"
+                )
             if block.server_env is not None:
                 server_env = {**env, **block.server_env}
                 servers.append(server := _start_server(cwd, server_env))
