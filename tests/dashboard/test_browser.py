@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from churnops.batch.report import score_text
 from churnops.batch.risk import RiskFilter, risk_export
 from churnops.dashboard import launch
 from tests.conftest import free_port
@@ -133,7 +134,7 @@ def test_a_manager_signs_in_filters_exports_and_plans(
     page.keyboard.press("Enter")
     page.get_by_test_id("stMetric").filter(has_text="Churn score").wait_for()
     settle(page)
-    assert metric(page, "Churn score") == f"{expected[0]['score']:.4f}"
+    assert metric(page, "Churn score") == score_text(expected[0]["score"])
     page.screenshot(path=shots / "2-customer.png", full_page=True)
 
     go_to(page, "Campaign planner", "Campaign planner")
