@@ -72,3 +72,29 @@ def test_windows_and_segments() -> None:
     frame = pd.DataFrame({"contract": rng.choice(["M", "Y", "tiny"], n, p=[0.6, 0.38, 0.02])})
     segments = segment_metrics(frame, p, 0.5, None, ["contract", "absent"], min_rows=30)
     assert {(s.column, s.level) for s in segments} == {("contract", "M"), ("contract", "Y")}
+
+
+def test_labels_below_the_band_are_worse_and_above_it_are_better() -> None:
+    """The estimate check says which way labels contradict it; only worse is a problem."""
+    from churnops.monitoring.performance import estimate_check
+
+    rng = np.random.default_rng(3)
+    p = rng.beta(1.5, 3.0, 2000)
+    for labels, worse in (((p < 0.3).astype(int), True), ((p >= 0.4).astype(int), False)):
+        check = estimate_check(labels, p, 0.4, realised_metrics(labels, p, 0.4))
+        assert check["judged"]
+        assert check["disagrees"]
+        assert check["worse"] is worse
+        assert ("CONTRADICT" in check["message"]) is worse
+        assert ("BEAT" in check["message"]) is not worse
+
+
+def test_too_few_labels_judge_nothing() -> None:
+    from churnops.monitoring.performance import estimate_check
+
+    p = np.linspace(0.05, 0.95, 50)
+    y = (p > 0.5).astype(int)
+    check = estimate_check(y, p, 0.5, realised_metrics(y, p, 0.5))
+    assert not check["judged"]
+    assert not check["disagrees"]
+    assert "too few" in check["message"]

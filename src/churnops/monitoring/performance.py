@@ -162,11 +162,13 @@ def estimate_check(
 ) -> dict[str, Any]:
     """Compare the label-free estimate with the labels, on the labelled rows only.
 
-    Returns ``{"judged", "disagrees", "metrics": {metric: {estimated, band, realised,
-    outside}}, "message"}``. With fewer than :data:`MIN_LABELS_TO_JUDGE` labelled rows or
-    10 churners nothing is judged. ``disagrees`` is True when a realised ROC-AUC or F1
-    falls outside its band (widened by ``slack``, see :func:`estimate_error`): the
-    estimate's assumption does not hold for this data.
+    Returns ``{"judged", "disagrees", "worse", "metrics": {metric: {estimated, band,
+    realised, outside}}, "message"}``. With fewer than :data:`MIN_LABELS_TO_JUDGE` labelled
+    rows or 10 churners nothing is judged. ``disagrees`` is True when a realised ROC-AUC or
+    F1 falls outside its band (widened by ``slack``, see :func:`estimate_error`): the
+    estimate's assumption does not hold for this data. ``worse`` says a realised value fell
+    below its band — the model does worse than it believes, a reason to retrain; above the
+    band (e.g. the rows it was trained on) it does better, loud but no reason to retrain.
     """
     y = np.asarray(y, dtype=int)
     if len(y) < MIN_LABELS_TO_JUDGE or int(y.sum()) < 10:
@@ -174,13 +176,15 @@ def estimate_check(
             "judged": False,
             "disagrees": False,
             "metrics": {},
+            "worse": False,
             "message": f"{len(y)} labelled row(s), {int(y.sum())} churner(s): too few to judge "
             "the label-free estimate",
         }
     estimated = estimated_metrics(p, threshold)
     bands = estimated_bands(p, threshold)
     metrics: dict[str, dict[str, Any]] = {}
-    broken: list[str] = []
+    worse: list[str] = []
+    better: list[str] = []
     for metric in ("roc_auc", "f1"):
         est, band, real = estimated[metric], bands[metric], realised.get(metric)
         if est is None or band is None or real is None:
@@ -195,20 +199,33 @@ def estimate_check(
             "outside": outside,
         }
         if outside:
-            broken.append(
+            (worse if real < band[0] else better).append(
                 f"{_LABELS[metric]} estimated {est:.3f} (99% band {band[0]:.3f}-{band[1]:.3f}) "
                 f"but realised {real:.3f}"
             )
-    message = (
-        "LABELS CONTRADICT THE LABEL-FREE ESTIMATE on "
-        f"{len(y):,} labelled rows: {'; '.join(broken)}. Its assumption does not hold "
-        "here: the relation between features and churn has changed (concept drift), or the "
-        "scores are not calibrated for this data. Trust the realised figures; label-free "
-        "estimates on data like this are unreliable."
-        if broken
-        else f"labels agree with the label-free estimate on {len(y):,} labelled rows"
-    )
-    return {"judged": True, "disagrees": bool(broken), "metrics": metrics, "message": message}
+    if worse:
+        message = (
+            f"LABELS CONTRADICT THE LABEL-FREE ESTIMATE on {len(y):,} labelled rows: "
+            f"{'; '.join(worse + better)}. Its assumption does not hold here: the relation "
+            "between features and churn has changed (concept drift), or the scores are not "
+            "calibrated for this data. Trust the realised figures; label-free estimates on "
+            "data like this are unreliable."
+        )
+    elif better:
+        message = (
+            f"LABELS BEAT THE LABEL-FREE ESTIMATE on {len(y):,} labelled rows: "
+            f"{'; '.join(better)}. The estimate is too pessimistic here (scores not calibrated "
+            "for this data, or rows the model was trained on): trust the realised figures."
+        )
+    else:
+        message = f"labels agree with the label-free estimate on {len(y):,} labelled rows"
+    return {
+        "judged": True,
+        "disagrees": bool(worse or better),
+        "worse": bool(worse),
+        "metrics": metrics,
+        "message": message,
+    }
 
 
 _LABELS = {"roc_auc": "ROC-AUC", "f1": "F1"}

@@ -154,7 +154,7 @@ def monitor(
             champion_created=version.created,
             champion_digest=version.dataset_digest,
             source_digest=source_digest,
-            estimate_disagreement=check["message"] if check and check["disagrees"] else None,
+            estimate_disagreement=check["message"] if check and check["worse"] else None,
             now=now,
         ),
         settings,

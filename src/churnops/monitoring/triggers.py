@@ -6,9 +6,11 @@ or ``--json`` sees why:
 - performance: the realised F1 (labels) — or, without labels, the label-free estimate —
   below the F1 floor (absolute, or relative to the champion's holdout: see
   :mod:`churnops.monitoring.plan`);
-- a broken estimate: labels arrived and the realised metrics fall outside the label-free
-  estimate's band — the relation between features and churn changed, which the estimate
-  (and so every label-free run since) cannot see;
+- a broken estimate: labels arrived and the realised metrics fall below the label-free
+  estimate's band — the model does worse than its own scores say (the relation between
+  features and churn changed, or calibration broke), which the estimate cannot see
+  (realised metrics above the band are reported too, but a better model is no reason to
+  retrain);
 - drift: the share of drifted features at or above ``drift_share_alert``, a key feature's
   PSI at or above ``psi_alert``, or the score distribution's PSI at or above ``psi_alert``;
 - calendar: the champion is ``retrain_after_days`` old;

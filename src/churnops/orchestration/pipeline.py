@@ -182,7 +182,7 @@ def _write_summary(settings: Settings, run_id: str, summary: dict[str, Any]) -> 
 
 def _short(detail: dict[str, Any]) -> str:
     for key in ("reason", "error", "note"):
-        if key in detail:
+        if detail.get(key) is not None:  # a scoring run's record carries "error": None
             return str(detail[key])
     if "verdict" in detail:
         return f"verdict {detail['verdict']}; reasons: {'; '.join(detail['reasons']) or 'none'}"
