@@ -414,6 +414,7 @@ def test_metrics_series_are_present(api: Any) -> None:
         "churnops_churn_flags_total",
         'churnops_model_info{name="churn-model",role="champion",source="registry",version="1"} 1.0',
         'churnops_reloads_total{outcome="ok"}',
+        "churnops_event_loop_lag_seconds_bucket",
     ):
         assert series in text, series
 

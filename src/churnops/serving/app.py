@@ -122,6 +122,7 @@ def create_app(
             await asyncio.to_thread(models._load_challenger)
         if settings.serve_poll_seconds > 0:
             tasks.append(asyncio.create_task(models.poll(settings.serve_poll_seconds)))
+        tasks.append(asyncio.create_task(metrics.watch_loop_lag()))
         try:
             yield
         finally:

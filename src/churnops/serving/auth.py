@@ -172,11 +172,22 @@ class KeyCache:
         self._loaded_at = time.monotonic()
 
     async def lookup(self, key: str) -> Principal | None:
-        """Return the principal of ``key``, or None when it is unknown or revoked."""
+        """Return the principal of ``key``, or None when it is unknown or revoked.
+
+        A stale cache is refreshed in the background while requests go on with the keys
+        in memory (a revocation applies one refresh later): awaiting it stalled every
+        request in flight for as long as a database read competes with them for the GIL,
+        every ``serve_key_cache_seconds`` — the API's p99 tail. Only the first load, an
+        unknown key (a key created a moment ago) and a cache period of 0 (every request
+        sees the store as it is) wait for the store.
+        """
         now = time.monotonic()
         digest = hash_key(key)
         if now - self._loaded_at > self.ttl:
-            await self._refresh_shared()
+            if self._keys and self.ttl > 0:
+                self._start_refresh()
+            else:
+                await self._refresh_shared()
         found = self._keys.get(digest)
         if found is None and now - self._miss_refresh_at > MISS_REFRESH_SECONDS:
             self._miss_refresh_at = now
@@ -184,12 +195,16 @@ class KeyCache:
             found = self._keys.get(digest)
         return found
 
-    async def _refresh_shared(self) -> None:
-        """Join the refresh in progress or start one in a thread; keep old keys on failure."""
+    def _start_refresh(self) -> asyncio.Future[None]:
+        """Start a refresh in a thread unless one is in progress; return it."""
         if self._pending is None:
             self._pending = asyncio.ensure_future(asyncio.to_thread(self._try_refresh))
             self._pending.add_done_callback(self._clear_pending)
-        await asyncio.shield(self._pending)
+        return self._pending
+
+    async def _refresh_shared(self) -> None:
+        """Join the refresh in progress or start one in a thread; keep old keys on failure."""
+        await asyncio.shield(self._start_refresh())
 
     def _clear_pending(self, _future: asyncio.Future[None]) -> None:
         self._pending = None

@@ -7,6 +7,7 @@ through prometheus-client's multiprocess collector.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from typing import Any
@@ -23,6 +24,8 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+LAG_PROBE_SECONDS = 0.1
 
 
 class Metrics:
@@ -89,7 +92,26 @@ class Metrics:
             "Batch requests refused with 503 because every scoring slot was busy.",
             registry=r,
         )
+        self.loop_lag = Histogram(
+            "churnops_event_loop_lag_seconds",
+            "How late the event loop woke a probe sleeping 0.1 s: a stall that delays every "
+            "request in flight (garbage collection, blocking work on the loop).",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self._children: dict[str, tuple[Any, Any, Any]] = {}
+
+    async def watch_loop_lag(self, every: float = LAG_PROBE_SECONDS) -> None:
+        """Measure the event loop's lag for ever (a lifespan task, cancelled at shutdown).
+
+        Costs one wake-up per ``every`` seconds; a request-time measure could not see a
+        stall that falls between requests' own timestamps.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(every)
+            self.loop_lag.observe(max(loop.time() - start - every, 0.0))
 
     def observe_one(self, variant: str, probability: float, churn: bool) -> None:
         """Record one prediction (the single-customer hot path: cached label children)."""
