@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -60,6 +62,48 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def home_tracking_uri(home: Path) -> str:
     """Return the embedded tracking URI of ``home`` (what Settings defaults to)."""
     return f"sqlite:///{(home / 'mlflow.db').resolve()}"
+
+
+def wait_ready(
+    url: str, timeout: float = 30.0, died: Callable[[], str | None] = lambda: None
+) -> None:
+    """Return once ``{url}/readyz`` answers 200; raise saying why not (``died`` or time)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # bounded: stops by itself
+        why = died()
+        if why:
+            raise RuntimeError(why)
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url}/readyz was not 200 within {timeout:.0f} s")
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Serve an ASGI ``app`` with uvicorn in a thread on loopback; yield its URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, timeout=15)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(15)
 
 
 def free_port() -> int:

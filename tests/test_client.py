@@ -13,11 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 
 import churnops
 from churnops.client import (
@@ -30,7 +28,7 @@ from churnops.client import (
 from churnops.config import Settings
 from churnops.serving import create_app
 from churnops.serving.auth import create_key
-from tests.conftest import free_port, home_tracking_uri
+from tests.conftest import free_port, home_tracking_uri, serve_app
 from tests.factories import loyal_customer, make_customers, obvious_churner
 
 pytestmark = pytest.mark.integration
@@ -41,26 +39,8 @@ BATCH_LIMIT = 40  # small, so a few records already take several requests
 @contextmanager
 def live_server(settings: Settings) -> Iterator[str]:
     """Serve ``create_app(settings)`` (the champion loaded from the registry) on loopback."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        else:
-            raise AssertionError(f"the API at {url} did not become ready")
+    with serve_app(create_app(settings)) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @dataclass

@@ -25,6 +25,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.conftest import wait_ready
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 VENV_BIN = Path(sys.executable).parent
@@ -246,21 +248,14 @@ class Server:
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Return once ``/readyz`` answers 200; raise with the server's log otherwise."""
-        import time
+        try:
+            wait_ready(self.url, timeout, died=self._died)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{self.log_tail()}") from None
 
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"the server exited {self._proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"/readyz was not 200 within {timeout:.0f} s:\n{self.log_tail()}")
+    def _died(self) -> str | None:
+        code = self._proc.poll()
+        return None if code is None else f"the server exited {code}"
 
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]

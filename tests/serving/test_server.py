@@ -9,12 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from churnops.scoring import Predictor
 from churnops.serving import create_app
 from churnops.serving.auth import create_key
-from tests.conftest import free_port
+from tests.conftest import serve_app
 from tests.factories import loyal_customer, obvious_churner
 
 pytestmark = pytest.mark.integration
@@ -39,21 +38,8 @@ def server(serving_settings: Any, champion: Predictor) -> Iterator[dict[str, Any
 
     admin = create_key(settings, "srv-admin", "admin")["key"]
     app = create_app(settings, predictor=champion, loader=loader)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.05)
-    yield {"url": url, "admin": admin}
-    srv.should_exit = True
-    thread.join(15)
+    with serve_app(app) as url:
+        yield {"url": url, "admin": admin}
 
 
 def test_reload_under_concurrent_load_fails_no_request(server: dict[str, Any]) -> None:
