@@ -88,7 +88,11 @@ def expected_roc_auc(p: np.ndarray) -> float | None:
 
 
 def estimated_bands(
-    p: np.ndarray, threshold: float, draws: int = BAND_DRAWS, seed: int = 0
+    p: np.ndarray,
+    threshold: float,
+    estimate: dict[str, float | None],
+    draws: int = BAND_DRAWS,
+    seed: int = 0,
 ) -> dict[str, tuple[float, float] | None]:
     """Return each estimated metric's 99% band under the estimate's own assumption.
 
@@ -98,6 +102,7 @@ def estimated_bands(
     alone moves the realised value (a standard deviation is steady with a few hundred
     draws; a 0.5% percentile is not). ROC-AUC per draw is a dot product with the scores'
     ranks (computed once), so a draw costs O(n). A draw with one class only is skipped.
+    ``estimate`` is :func:`estimated_metrics` of the same scores (the bands' centres).
     """
     from scipy.stats import rankdata
 
@@ -123,7 +128,6 @@ def estimated_bands(
             negatives = n - positives
             auc = (y @ ranks - positives * (positives + 1) / 2) / (positives * negatives)
             out["roc_auc"].append(np.where((positives > 0) & (negatives > 0), auc, np.nan))
-    estimate = estimated_metrics(p, threshold)
     bands: dict[str, tuple[float, float] | None] = {}
     for metric, parts in out.items():
         values = np.concatenate(parts)
@@ -181,7 +185,7 @@ def estimate_check(
             "the label-free estimate",
         }
     estimated = estimated_metrics(p, threshold)
-    bands = estimated_bands(p, threshold)
+    bands = estimated_bands(p, threshold, estimated)
     metrics: dict[str, dict[str, Any]] = {}
     worse: list[str] = []
     better: list[str] = []

@@ -138,7 +138,7 @@ def monitor(
             if check["disagrees"]:
                 warnings.append(check["message"])
         estimated = estimated_metrics(p_cur, model.threshold)
-        bands = estimated_bands(p_cur, model.threshold)
+        bands = estimated_bands(p_cur, model.threshold, estimated)
         dates = current[plan.date_column] if plan.date_column else None
         today = (now or datetime.now(UTC)).date()
         windows = window_metrics(p_cur, model.threshold, y, dates, settings.window, today)
