@@ -6,13 +6,16 @@ by :meth:`Settings.ensure_home` when a stage first needs them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +23,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from churnops.errors import ConfigError
 from churnops.redact import redact
 
 Metric = Literal["roc_auc", "pr_auc", "f1"]
@@ -245,7 +249,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+        return (
+            init_settings,
+            env_settings,
+            SecretFileSettingsSource(settings_cls),
+            YamlConfigSettingsSource(settings_cls),
+        )
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Mask URL passwords: settings are printed in tracebacks, debug logs and Dagster."""
@@ -271,6 +280,101 @@ class Settings(BaseSettings):
         """Create the home folder on first use and return it."""
         self.home.mkdir(parents=True, exist_ok=True)
         return self.home
+
+
+FILE_SUFFIX = "_FILE"
+
+
+class SecretFileSettingsSource(PydanticBaseSettingsSource):
+    """``CHURNOPS_<SETTING>_FILE=/path``: a setting read from a file (Docker/Kubernetes secrets).
+
+    Secrets are mounted as files (``/run/secrets/...``) so they stay out of the process
+    environment, which ``kubectl describe``, ``/proc/<pid>/environ``, crash reports and
+    child processes all expose. Every setting accepts the variant, not only the secret ones,
+    so no list has to be kept in step with the fields. The file's content is the value,
+    less its trailing newline (``echo pw > file`` and editors add one); list settings take
+    JSON, as their env vars do.
+
+    Precedence sits between the env vars and ``churnops.yaml``; setting a variable and its
+    ``_FILE`` variant together is refused rather than ranked, because a deployment that does
+    it has two sources of truth for one secret and would silently use one of them.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(settings_cls)
+        self.environ = os.environ if environ is None else environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: ``__call__`` reads every field itself (the base class requires it)."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        # Case-insensitive like the env source (case_sensitive is off).
+        environ = {key.upper(): value for key, value in self.environ.items()}
+        prefix = str(self.config.get("env_prefix", "")).upper()
+        fields = self.settings_cls.model_fields
+        values: dict[str, Any] = {}
+        for name, field in fields.items():
+            variable = f"{prefix}{name.upper()}{FILE_SUFFIX}"
+            if variable not in environ or f"{name}{FILE_SUFFIX.lower()}" in fields:
+                continue  # unset, or the name of another setting (``x_file``) itself
+            path = environ[variable]
+            both = [n for n in direct_env_names(name, field, prefix) if n in environ]
+            if both:
+                raise ConfigError(
+                    f"Both {both[0]} and {variable} are set: give the setting one way only "
+                    f"(unset {both[0]} to read it from {path or 'the file'}).",
+                    {"variables": [both[0], variable]},
+                )
+            text = read_secret_file(variable, path)
+            if self.field_is_complex(field):
+                try:
+                    values[name] = json.loads(text)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f'{variable}={path}: {name} takes JSON (e.g. ["a", "b"]); '
+                        f"the file does not parse ({exc.msg}).",
+                        {"variable": variable, "path": path},
+                    ) from exc
+            else:
+                values[name] = text
+        return values
+
+
+def direct_env_names(name: str, field: FieldInfo, prefix: str = "CHURNOPS_") -> list[str]:
+    """Return the env vars that set ``name`` directly (its aliases, else prefix + name)."""
+    choices = getattr(field.validation_alias, "choices", None)
+    if choices:
+        return [str(choice).upper() for choice in choices]
+    if isinstance(field.validation_alias, str):
+        return [field.validation_alias.upper()]
+    return [f"{prefix}{name.upper()}"]
+
+
+def read_secret_file(variable: str, path: str) -> str:
+    """Return a secret file's text without its trailing newline, or raise a ConfigError.
+
+    The error names the variable and the path (never the content), so a wrong mount or a
+    missing Secret key is found from the message alone.
+    """
+    if not path:
+        raise ConfigError(f"{variable} is set but empty: it should name a file.")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(
+            f"{variable}={path}: cannot read the file ({why}).",
+            {"variable": variable, "path": path},
+        ) from exc
+    text = text.rstrip("\r\n")
+    if not text:
+        raise ConfigError(
+            f"{variable}={path}: the file is empty.", {"variable": variable, "path": path}
+        )
+    return text
 
 
 @dataclass(frozen=True)
