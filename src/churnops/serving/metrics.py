@@ -26,6 +26,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 LAG_PROBE_SECONDS = 0.1
+RELOAD_OUTCOMES = ("ok", "failed")
+"""The ``outcome`` label values of ``churnops_reloads_total`` (serving/state.py sets them)."""
 
 
 class Metrics:
@@ -73,6 +75,11 @@ class Metrics:
         self.reloads = Counter(
             "churnops_reloads", "Model reloads by outcome.", ["outcome"], registry=r
         )
+        # Every outcome exported at 0 from the start: a series that first appears at 1
+        # has no earlier sample, so increase() sees no rise and ChurnopsReloadFailing
+        # would miss the first failed reload (deploy/prometheus/tests/alerts_test.yml).
+        for outcome in RELOAD_OUTCOMES:
+            self.reloads.labels(outcome)
         self.audit_dropped = Counter(
             "churnops_audit_dropped",
             "Audit or prediction-log records dropped (queue full or store error).",
