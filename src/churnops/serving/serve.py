@@ -34,6 +34,39 @@ def load_for_serving(settings: Settings) -> tuple[Predictor, list[str]]:
     return predictor, state.warnings
 
 
+def check_tls(settings: Settings) -> None:
+    """Refuse half a TLS configuration, or files that do not make a certificate and its key.
+
+    Checked before the model loads (seconds, on a big model), so a wrong Secret mount in a
+    pod fails at once with a message instead of after the load, with a traceback from
+    inside uvicorn.
+    """
+    import ssl
+
+    certfile, keyfile = settings.serve_ssl_certfile, settings.serve_ssl_keyfile
+    if certfile is None and keyfile is None:
+        return
+    if certfile is None or keyfile is None:
+        given, missing = (
+            ("--ssl-certfile", "--ssl-keyfile")
+            if keyfile is None
+            else ("--ssl-keyfile", "--ssl-certfile")
+        )
+        raise ConfigError(
+            f"TLS needs both --ssl-certfile and --ssl-keyfile: {given} was given without "
+            f"{missing} (or CHURNOPS_SERVE_SSL_CERTFILE / CHURNOPS_SERVE_SSL_KEYFILE)."
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(
+            f"Cannot use the TLS certificate {certfile} with the key {keyfile}: {reason}.",
+            {"certfile": str(certfile), "keyfile": str(keyfile)},
+        ) from exc
+
+
 def run_server(
     settings: Settings,
     *,
@@ -47,8 +80,7 @@ def run_server(
     from churnops.serving.logs import configure_logging
 
     configure_logging()
-    if (settings.serve_ssl_certfile is None) != (settings.serve_ssl_keyfile is None):
-        raise ConfigError("TLS needs both --ssl-certfile and --ssl-keyfile.")
+    check_tls(settings)
     predictor, warnings = load_for_serving(settings)
     for warning in warnings:
         log.warning(warning)
