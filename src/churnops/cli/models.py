@@ -1,4 +1,4 @@
-"""``churnops train``, ``models``, ``promote``, ``rollback``."""
+"""``churnops train``, ``models`` (and ``models gate``), ``promote``, ``rollback``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
 from churnops.cli.data import DataArg, DbOption, TableOption, read_source
 from churnops.cli.output import JsonOption, handle_errors, out, print_json, progress_bars
@@ -100,8 +101,25 @@ def print_training(summary: dict[str, Any]) -> None:
     )
 
 
+models_app = typer.Typer(
+    help="List registered model versions with aliases, family and holdout metrics.",
+    invoke_without_command=True,
+)
+
+
+@models_app.callback()
+def models_group(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """List registered model versions with aliases, family and holdout metrics.
+
+    A group rather than a command so ``churnops models gate`` sits beside the listing;
+    ``churnops models`` alone still lists.
+    """
+    if ctx.invoked_subcommand is None:
+        models_command(as_json=as_json)
+
+
 @handle_errors
-def models_command(as_json: bool = JsonOption) -> None:
+def models_command(as_json: bool = False) -> None:
     """List registered model versions with aliases, family and holdout metrics."""
     from dataclasses import asdict
 
@@ -167,6 +185,58 @@ def versions_table(versions: list[RegisteredVersion], title: str, width: int) ->
         if out.measure(view, options=unbounded).maximum <= width:
             break
     return view
+
+
+@models_app.command("gate")
+@handle_errors
+def gate_command(
+    min_roc_auc: float | None = typer.Option(
+        None, "--min-roc-auc", min=0.0, max=1.0, help="Floor of the holdout ROC AUC."
+    ),
+    min_pr_auc: float | None = typer.Option(
+        None, "--min-pr-auc", min=0.0, max=1.0, help="Floor of the holdout PR AUC."
+    ),
+    min_f1: float | None = typer.Option(
+        None, "--min-f1", min=0.0, max=1.0, help="Floor of the holdout F1."
+    ),
+    contract_file: Path | None = typer.Option(
+        None, "--contract", help="The reviewed contract the model must match."
+    ),
+    alias: str = typer.Option("champion", "--alias", help="The version to check."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Exit 1 unless the champion's holdout metrics meet the floors and its contract matches.
+
+    The release workflow's gate: a release ships the champion only when this passes.
+    """
+    from churnops import registry
+    from churnops.config import get_settings
+    from churnops.data.contract import DataContract
+    from churnops.errors import ConfigError
+
+    floors = {
+        metric: floor
+        for metric, floor in (("roc_auc", min_roc_auc), ("pr_auc", min_pr_auc), ("f1", min_f1))
+        if floor is not None
+    }
+    if not floors and contract_file is None:
+        raise ConfigError("Nothing to check: give a floor (--min-roc-auc ...) or --contract.")
+    contract = DataContract.load(contract_file) if contract_file else None
+    result = registry.release_gate(get_settings(), floors, contract, alias=alias)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        checks = [f"{m} >= {f:.4f}" for m, f in floors.items()]
+        checks += [f"contract {contract_file}"] if contract_file else []
+        label = f"{result.model_name} v{result.version} ({alias})"
+        if result.passed:
+            out.print(f"[green]passed[/]: {label}: {', '.join(checks)}.")
+        else:
+            out.print(f"[red]failed[/]: {label}:")
+            for failure in result.failures:
+                out.print(f"  - {escape(failure)}")
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 @handle_errors

@@ -3,6 +3,7 @@
 Nobody outside this package opens MLflow: code that needs a model asks here.
 """
 
+from churnops.registry.gate import GateResult, contract_differences, release_gate
 from churnops.registry.local import load_last_good, save_last_good
 from churnops.registry.models import (
     CHALLENGER,
@@ -29,10 +30,12 @@ from churnops.registry.promotion import (
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "GateResult",
     "LoadedModel",
     "PromotionResult",
     "RegisteredVersion",
     "RollbackResult",
+    "contract_differences",
     "get_version",
     "list_events",
     "list_versions",
@@ -44,6 +47,7 @@ __all__ = [
     "model_uri",
     "monitoring_artifacts",
     "promote",
+    "release_gate",
     "rollback",
     "save_last_good",
     "spark_udf",
