@@ -295,7 +295,14 @@ def test_the_store_datasource_is_the_compose_database() -> None:
     from sqlalchemy.engine import make_url
 
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
-    job = make_url(compose["x-churnops"]["environment"]["CHURNOPS_DATABASE_URL"])
+    urls = {
+        service["environment"]["CHURNOPS_DATABASE_URL"]
+        for service in compose["services"].values()
+        if isinstance(service.get("environment"), dict)
+        and "CHURNOPS_DATABASE_URL" in service["environment"]
+    }
+    assert len(urls) == 1, urls  # every job writes the one store the dashboard reads
+    job = make_url(urls.pop())
     source = _datasources()["churnops-store"]
     assert source["url"] == f"{job.host}:{job.port}"
     assert source["jsonData"]["database"] == job.database
