@@ -363,3 +363,23 @@ def test_the_module_handler_is_built_once_in_a_fresh_process(
     log_lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert any(line["message"] == "lambda handler ready" for line in log_lines)
     assert not (tmp_path / "absent").exists()  # baked: the registry was never opened
+
+
+def test_the_image_runs_this_handler_with_a_writable_numba_cache() -> None:
+    """deploy/lambda/Dockerfile: its CMD is this module's handler, numba caches under /tmp.
+
+    Docker cannot build here, so the file is read: the handler string must name a module
+    that provides ``handler``, and numba (imported by the scoring kernels) must cache in
+    the sandbox's only writable place, or the import fails at cold start.
+    """
+    dockerfile = (
+        Path(__file__).resolve().parents[2] / "deploy" / "lambda" / "Dockerfile"
+    ).read_text()
+    final = dockerfile.split("\nFROM ")[-1]  # the runtime stage
+    assert final.startswith("public.ecr.aws/lambda/python:3.11")
+    cmd = json.loads(next(line for line in final.splitlines() if line.startswith("CMD "))[4:])
+    module, _, attribute = cmd[0].rpartition(".")
+    assert module == aws_lambda.__name__
+    assert attribute == "handler"
+    cache = next(line for line in final.splitlines() if line.startswith("ENV NUMBA_CACHE_DIR="))
+    assert cache.split("=", 1)[1].startswith("/tmp/")
