@@ -22,6 +22,9 @@ def _quiet_mlflow() -> None:
     for name in ("alembic", "mlflow", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # With an HTTP tracking server MLflow writes "View run ... at: <url>" to stdout when a
+    # run ends, which breaks `--json` (stdout is exactly one JSON object).
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 @lru_cache(maxsize=8)
