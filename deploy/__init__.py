@@ -1,0 +1,1 @@
+"""deploy/ as a package, so ``python -m deploy.smoke`` runs and tests import the runner."""
