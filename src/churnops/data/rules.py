@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ FALSE_WORDS = frozenset({"0", "0.0", "no", "false", "n", "f"})
 # grammar ("1_000", "infinity", Arabic-Indic digits), which no other tool would read alike.
 NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 MAX_ID_CHARS = 200
+RECORD_MEMO = 1024  # accepted values remembered per column (ColumnRule.record_judge)
 # Control characters break logs and some databases (PostgreSQL refuses NUL in text).
 ID_CONTROL = r"[\x00-\x1f\x7f-\x9f]"
 # Whitespace left once control characters are excluded: an id of only these is blank.
@@ -147,6 +148,36 @@ class ColumnRule:
         if self.kind == "boolean":
             return self._boolean(value)
         return self._category(value)
+
+    def record_judge(self) -> Callable[[Any], Verdict | float | int]:
+        """Return :meth:`judge` for one record at a time, remembering accepted values.
+
+        Tables are judged once per distinct value (``data/judged.py``); a stream of single
+        records (the API) meets the same few values again and again, and judging a text or
+        a flag costs strip, lower-case and look-ups (~1-2 µs, most of a request's encoding).
+        The same function decides; its answer for an accepted JSON text, bool or integer
+        is kept (one table per type, so ``True`` and ``1`` never share an entry), at most
+        ``RECORD_MEMO`` per column, refusals never (junk cannot fill it). Numbers are
+        judged every time: their check is already a few comparisons.
+        """
+        if self.kind == "numeric":
+            return self._number
+        judge = self._boolean if self.kind == "boolean" else self._category
+        memo: dict[type, dict[Any, float | int]] = {str: {}, bool: {}, int: {}}
+
+        def judged(value: Any) -> Verdict | float | int:
+            accepted = memo.get(type(value))
+            if accepted is None:
+                return judge(value)
+            found = accepted.get(value)
+            if found is not None:
+                return found
+            verdict = judge(value)
+            if type(verdict) is not Verdict and len(accepted) < RECORD_MEMO:
+                accepted[value] = verdict
+            return verdict
+
+        return judged
 
     def _number(self, value: Any) -> Verdict | float | int:
         kind = type(value)

@@ -4,8 +4,9 @@ Why a separate entry point: a matrix API costs more than the model for one row (
 wrappers validate and allocate, a DataFrame costs more than the trees). So one row takes
 each family's cheapest exact route to its margin — the compiled LightGBM tree walk
 (:mod:`churnops.scoring.trees`), XGBoost's ``inplace_predict`` without a DMatrix, the
-logistic model's compiled loop — and then the *same* elementwise function as a batch
-(:meth:`ScoringModel.finish`: sigmoid, then the calibrator) on a one-element array.
+logistic model's compiled loop — and then the *same* compiled scalar function a batch
+applies to each of its margins (:func:`churnops.scoring.calibration.finish_one`: sigmoid,
+then the calibrator).
 
 Exactness is by construction, and tested: each family's ``margin_one`` is the batch
 kernel's number for that row, and everything after it is elementwise, so
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from churnops.scoring.calibration import finish_one, finishing
 from churnops.scoring.model import ScoringModel
 
 
@@ -29,11 +31,11 @@ class FastScorer:
         self.model = model
         self.threshold = float(model.threshold)
         self._margin_one = model.estimator.margin_one
-        self._finish = model.finish
+        self._finishing = finishing(model.calibrator)
 
     def one(self, row: Sequence[float]) -> float:
         """Return the calibrated churn probability of one encoded row."""
-        return float(self._finish(np.array([self._margin_one(row)]))[0])
+        return float(finish_one(self._margin_one(row), *self._finishing))
 
     def many(self, X: np.ndarray) -> np.ndarray:
         """Return calibrated churn probabilities of an encoded matrix."""

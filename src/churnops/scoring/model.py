@@ -18,7 +18,7 @@ import pandas as pd
 
 from churnops.data.contract import DataContract
 from churnops.features.encoder import FeatureEncoder
-from churnops.scoring.calibration import Calibrator, expit
+from churnops.scoring.calibration import Calibrator, finish
 from churnops.scoring.estimators import Estimator
 
 
@@ -39,8 +39,7 @@ class ScoringModel:
 
     def finish(self, margins: np.ndarray) -> np.ndarray:
         """Turn log-odds into calibrated probabilities (elementwise: any batch size, same bits)."""
-        p = expit(margins)
-        return self.calibrator(p) if self.calibrator is not None else p
+        return finish(margins, self.calibrator)
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         """Return calibrated churn probabilities for an encoded matrix."""

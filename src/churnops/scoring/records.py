@@ -46,7 +46,10 @@ class RecordCodec:
         self.width = encoder.width
         self.feature_names = encoder.feature_names
         self.rules: list[ColumnRule] = encoder.rules
-        self._fields = [(r.name, r.judge, r.start, r.kind == "categorical") for r in self.rules]
+        self._fields = [
+            (r.name, r.record_judge(), r.start, r.kind == "categorical", r.allowed)
+            for r in self.rules
+        ]
 
     def customer_id(self, record: Mapping[str, Any]) -> str | None:
         """Return the record's customer id as text (None when the contract has no id)."""
@@ -70,12 +73,13 @@ class RecordCodec:
             )
         row = [0.0] * self.width
         problems: list[dict[str, Any]] | None = None
-        for (name, judge, start, hot), rule in zip(self._fields, self.rules, strict=True):
-            value = record.get(name)
+        get = record.get
+        for name, judge, start, hot, allowed in self._fields:
+            value = get(name)
             verdict = judge(value)
             if type(verdict) is Verdict:
                 problems = problems or []
-                problems.append(_problem(name, value, rule.allowed, verdict.message))
+                problems.append(_problem(name, value, allowed, verdict.message))
             elif not hot:
                 row[start] = verdict
             elif verdict >= 0:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,15 +25,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from churnops.config import Settings, get_settings
-from churnops.errors import ChurnopsError, ServingError
-from churnops.redact import redact
+from churnops.errors import ChurnopsError
 from churnops.scoring import Predictor
 from churnops.serving.audit import AuditWriter
 from churnops.serving.auth import KeyCache
 from churnops.serving.deps import ScoringPool, Services, needs_key
 from churnops.serving.drain import drain_on_sigterm
+from churnops.serving.fast import SCORING_PATHS, ScoringRoutes
 from churnops.serving.metrics import Metrics
 from churnops.serving.middleware import ServingMiddleware
+from churnops.serving.problems import problem_response, public
 from churnops.serving.ratelimit import make_limits
 from churnops.serving.routes import admin, health, predict, reports
 from churnops.serving.schemas import customer_model
@@ -42,10 +42,6 @@ from churnops.serving.state import Loader, ModelState
 
 log = logging.getLogger("churnops.serving")
 
-# Absolute paths and file/sqlite URIs never leave the server (they name its internals).
-_PATHS = re.compile(
-    r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?/{1,4}(?:[^\s'\",;:()\[\]{}]+/)+[^\s'\",;:()\[\]{}]*"
-)
 LOAD_RETRY_SECONDS = (1, 2, 5, 10, 30)
 # The two ways to present a key (serving/deps.py reads both), as OpenAPI security schemes.
 SECURITY_SCHEMES = {
@@ -140,12 +136,15 @@ def create_app(
         version="1",
         summary="Churn probability, flag and reasons for customers, from the champion model.",
         lifespan=lifespan,
+        telemetry=_telemetry(),
     )
     app.state.services = services
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(admin.router)
     app.include_router(reports.router)
+    # Innermost: the scoring routes answer here, behind every check below (serving/fast.py).
+    app.add_middleware(ScoringRoutes, services=services, routes=_routes(app))
     if settings.serve_trusted_hosts:  # inside ServingMiddleware: a refusal is still counted
         app.add_middleware(
             TrustedHostMiddleware, allowed_hosts=settings.serve_trusted_hosts, www_redirect=False
@@ -171,6 +170,38 @@ def app_from_env() -> FastAPI:
     return create_app(get_settings())
 
 
+def _telemetry() -> dict[str, bool]:
+    """FastAPI's native OpenTelemetry signals: on for each provider configured at start-up.
+
+    Left at FastAPI's defaults, every request asks OpenTelemetry whether a provider has
+    appeared since (~4 µs, environment lookups included), although none is configured
+    unless the process set one up before the app is built (``opentelemetry-instrument``
+    does, at start-up). Deciding once keeps spans for those who configure OpenTelemetry and
+    costs nothing for those who scrape ``/metrics``.
+    """
+    from opentelemetry import _logs, metrics, trace
+
+    def configured(provider: object) -> bool:
+        return not type(provider).__name__.startswith(("Proxy", "_Proxy"))
+
+    return {
+        "tracing": configured(trace.get_tracer_provider()),
+        "metrics": configured(metrics.get_meter_provider()),
+        "logs": configured(_logs.get_logger_provider()),
+    }
+
+
+def _routes(app: FastAPI) -> dict[str, APIRoute]:
+    """Return the declared FastAPI route of each path the scoring layer answers."""
+    return {
+        route.path: route
+        for context in iter_route_contexts(app.routes)  # included routers' routes too
+        if isinstance(route := context.original_route, APIRoute)
+        and route.path in SCORING_PATHS
+        and "POST" in route.methods
+    }
+
+
 async def _load(models: ModelState) -> None:
     """Load the champion in the background, retrying while it fails (readyz says why)."""
     attempt = 0
@@ -180,7 +211,7 @@ async def _load(models: ModelState) -> None:
             log.info("model loaded", extra={"version": models.champion.version})  # type: ignore[union-attr]
             return
         except ChurnopsError as exc:
-            models.not_ready_reason = _public(exc.message)
+            models.not_ready_reason = public(exc.message)
         except Exception as exc:
             models.not_ready_reason = f"loading failed ({type(exc).__name__})"
             log.exception("model load failed")
@@ -190,71 +221,16 @@ async def _load(models: ModelState) -> None:
         await asyncio.sleep(delay)
 
 
-def _public(message: str) -> str:
-    """Return ``message`` without URL passwords, absolute paths or file URIs."""
-    return _PATHS.sub("<path>", redact(message))
-
-
-def _error(
-    request: Request, status: int, payload: dict[str, Any], headers: Any = None
-) -> JSONResponse:
-    payload["message"] = str(payload.get("message", ""))
-    for key, value in payload.items():  # message, reason, …: strip paths from every text
-        if isinstance(value, str):
-            payload[key] = _public(value)
-    payload["request_id"] = request.scope.get("state", {}).get("request_id")
-    return JSONResponse(payload, status_code=status, headers=headers)
-
-
 def _install_error_handlers(app: FastAPI) -> None:
-    """Map the error tree to HTTP once; nothing else ever reaches the client."""
+    """Map the error tree to HTTP once (``serving/problems.py``); nothing else gets out."""
 
-    @app.exception_handler(ChurnopsError)
-    async def churnops_error(request: Request, exc: ChurnopsError) -> JSONResponse:
-        headers = exc.headers if isinstance(exc, ServingError) else None
-        return _error(request, exc.http_status, exc.to_dict(), headers)
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        if not isinstance(exc, ChurnopsError | RequestValidationError | StarletteHTTPException):
+            log.error("unhandled error", exc_info=exc)
+        return problem_response(request.scope, exc)
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {
-                "field": ".".join(str(p) for p in e.get("loc", ())[1:]) or None,
-                "message": str(e.get("msg", "invalid")),
-                "sent": e.get("input") if isinstance(e.get("input"), str | int | float) else None,
-            }
-            for e in exc.errors()
-        ]
-        first = problems[0] if problems else {"field": None, "message": "invalid request"}
-        return _error(
-            request,
-            422,
-            {
-                "error": "RequestValidationError",
-                "message": f"{first['field'] or 'request'}: {first['message']}",
-                "errors": problems,
-            },
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(
-            request,
-            exc.status_code,
-            {"error": "HTTPError", "message": str(exc.detail)},
-            getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=exc)
-        return _error(
-            request,
-            500,
-            {
-                "error": "InternalError",
-                "message": "Internal error; the server log has the details under this request id.",
-            },
-        )
+    for kind in (ChurnopsError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(kind, answer)
 
 
 def _install_openapi(app: FastAPI, models: ModelState, batch_limit: int, secured: bool) -> None:

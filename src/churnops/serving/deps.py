@@ -109,8 +109,13 @@ def get_services(request: Request) -> Services:
 
 async def api_key(request: Request) -> Principal:
     """Charge the address's bucket, authenticate the caller, then charge the key's bucket."""
-    services: Services = request.app.state.services
-    address = request.client.host if request.client else "-"
+    return await authenticate(request.app.state.services, request.scope)
+
+
+async def authenticate(services: Services, scope: dict[str, Any]) -> Principal:
+    """:func:`api_key` on the raw ASGI scope (the scoring routes' own path calls it too)."""
+    client = scope.get("client")
+    address = client[0] if client else "-"
     limits = services.limits
     if limits.address is not None:
         await limits.address.take(address)
@@ -118,7 +123,7 @@ async def api_key(request: Request) -> Principal:
         principal = ANONYMOUS
         bucket = f"anonymous:{address}"
     else:
-        key = _presented_key(request)
+        key = presented_key(scope["headers"])
         if not key:
             raise AuthenticationError(
                 "Missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
@@ -129,32 +134,45 @@ async def api_key(request: Request) -> Principal:
             raise AuthenticationError("Invalid or revoked API key.", headers=_CHALLENGE)
         principal = found
         bucket = principal.name
-    request.scope["state"]["key_name"] = principal.name
+    scope["state"]["key_name"] = principal.name
     if limits.key is not None:
         await limits.key.take(bucket)
     return principal
 
 
-def _presented_key(request: Request) -> str | None:
-    headers = request.headers
-    auth = headers.get("authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    return headers.get("x-api-key") or None
+def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """Return the key of ``Authorization: Bearer KEY``, else of ``X-API-Key``, else None.
+
+    Read from the raw header pairs (the first of each name, as Starlette's ``Headers.get``).
+    """
+    bearer = api_key_header = None
+    for name, value in headers:
+        if name == b"authorization" and bearer is None:
+            bearer = value
+        elif name == b"x-api-key" and api_key_header is None:
+            api_key_header = value
+    if bearer:
+        scheme, _, key = bearer.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and key.strip():
+            return key.strip()
+    return api_key_header.decode("latin-1") if api_key_header else None
+
+
+def require_role(principal: Principal, roles: tuple[str, ...]) -> Principal:
+    """Return ``principal`` when it may act as one of ``roles`` (admin may), else 403."""
+    if not principal.allows(*roles):
+        needed = " or ".join(repr(r) for r in roles)
+        raise PermissionDeniedError(
+            f"Key {principal.name!r} has role {principal.role!r}; this route needs {needed}."
+        )
+    return principal
 
 
 def role_key(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     """Return a dependency that authenticates, then requires one of ``roles`` (or admin)."""
-    needed = " or ".join(repr(r) for r in roles)
 
     async def check(principal: Annotated[Principal, Depends(api_key)]) -> Principal:
-        if not principal.allows(*roles):
-            raise PermissionDeniedError(
-                f"Key {principal.name!r} has role {principal.role!r}; this route needs {needed}."
-            )
-        return principal
+        return require_role(principal, roles)
 
     return check
 

@@ -15,11 +15,12 @@ is scored on the event loop: it takes microseconds, less than a hop to a thread.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 import time
+from hashlib import sha256
 from typing import Any
+from urllib.parse import parse_qsl
 
 import numpy as np
 import orjson
@@ -79,11 +80,18 @@ _TRUE = frozenset(("1", "on", "t", "true", "y", "yes"))  # what pydantic accepts
 _FALSE = frozenset(("0", "off", "f", "false", "n", "no"))
 
 
-def _explain(request: Request) -> bool:
-    """Return ``?explain`` as a bool (a 422 like FastAPI's for anything else)."""
-    if not request.scope["query_string"]:
+def explain_flag(query_string: bytes) -> bool:
+    """Return ``?explain`` as a bool (a 422 like FastAPI's for anything else).
+
+    Read from the raw query string; the last ``explain=`` wins, as in Starlette's
+    ``request.query_params``.
+    """
+    if not query_string:
         return False
-    value = request.query_params.get("explain")
+    value = None
+    for name, text in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if name == "explain":
+            value = text
     if value is None:
         return False
     text = value.lower()
@@ -103,13 +111,10 @@ def _explain(request: Request) -> bool:
     )
 
 
-async def _read(request: Request) -> tuple[Services, dict[str, Any], Any]:
-    """Read and parse the body, opening the request's audit record with its digest."""
-    services: Services = request.app.state.services
-    body = await request.body()
-    state = request.scope["state"]
-    state["audit"] = {"payload_digest": hashlib.sha256(body).hexdigest()}
-    return services, state, _parse(body, services.settings.serve_max_json_depth)
+def _open(services: Services, state: dict[str, Any], body: bytes) -> Any:
+    """Parse the body, opening the request's audit record with its digest."""
+    state["audit"] = {"payload_digest": sha256(body).hexdigest()}
+    return _parse(body, services.settings.serve_max_json_depth)
 
 
 def _parse(body: bytes, max_depth: int) -> Any:
@@ -157,10 +162,6 @@ def _depth(body: bytes, limit: int) -> int:
     return int(np.cumsum(steps).max(initial=0))
 
 
-def _model_ref(predictor: Predictor, variant: str) -> dict[str, str]:
-    return {"name": predictor.name, "version": predictor.version, "variant": variant}
-
-
 @router.post(
     "/v1/predict",
     response_model=PredictionOut,
@@ -170,12 +171,40 @@ def _model_ref(predictor: Predictor, variant: str) -> dict[str, str]:
 )
 async def predict(request: Request, _principal: ScorerKeyDep) -> Response:
     """Return the churn probability and flag of one customer (``?explain=true``: top reasons)."""
-    explain = _explain(request)
-    services, state, record = await _read(request)
+    explain = explain_flag(request.scope["query_string"])
+    body = await request.body()
+    return Response(
+        score_one(request.app.state.services, request.scope, body, explain), media_type=JSON
+    )
+
+
+@router.post(
+    "/v1/predict/batch",
+    response_model=PredictionsOut,
+    responses=ERROR_RESPONSES,
+    openapi_extra={**BATCH_BODY, "parameters": [EXPLAIN]},
+    summary="Score up to serve_batch_limit customers",
+)
+async def predict_batch(request: Request, _principal: ScorerKeyDep) -> Response:
+    """Score ``{"customers": [...]}``; results come back in request order."""
+    explain = explain_flag(request.scope["query_string"])
+    body = await request.body()
+    answer = await score_batch(request.app.state.services, request.scope, body, explain)
+    return Response(answer, media_type=JSON)
+
+
+def score_one(services: Services, scope: dict[str, Any], body: bytes, explain: bool) -> bytes:
+    """Score the one customer in ``body``; return the JSON answer (the ``/v1/predict`` work).
+
+    Synchronous on purpose: one customer takes microseconds on the event loop, less than
+    a hop to a thread.
+    """
+    state = scope["state"]
+    record = _open(services, state, body)
     audit = state["audit"]
     models = services.models
     customer_id = None
-    if isinstance(record, dict):
+    if type(record) is dict:
         champion = models.champion
         id_column = champion.codec.id_column if champion is not None else None
         if id_column is not None:
@@ -200,20 +229,15 @@ async def predict(request: Request, _principal: ScorerKeyDep) -> Response:
         out["reasons"] = _with_text(predictor.reasons([row])[0])
     services.metrics.observe_one(variant, p, churn)
     _log_and_shadow(services, predictor, variant, state["request_id"], [record], [p])
-    return Response(orjson.dumps(out), media_type=JSON)
+    return orjson.dumps(out)
 
 
-@router.post(
-    "/v1/predict/batch",
-    response_model=PredictionsOut,
-    responses=ERROR_RESPONSES,
-    openapi_extra={**BATCH_BODY, "parameters": [EXPLAIN]},
-    summary="Score up to serve_batch_limit customers",
-)
-async def predict_batch(request: Request, _principal: ScorerKeyDep) -> Response:
-    """Score ``{"customers": [...]}``; results come back in request order."""
-    explain = _explain(request)
-    services, state, payload = await _read(request)
+async def score_batch(
+    services: Services, scope: dict[str, Any], body: bytes, explain: bool
+) -> bytes:
+    """Score ``{"customers": [...]}`` in ``body``; return the JSON answer, in request order."""
+    state = scope["state"]
+    payload = _open(services, state, body)
     records = _customers(payload, services.settings.serve_batch_limit)
     models = services.models
     champion = models.champion
@@ -268,7 +292,11 @@ async def predict_batch(request: Request, _principal: ScorerKeyDep) -> Response:
         )
     state["audit"] = audits
     state["variant"] = next(iter(groups)) if len(groups) == 1 else "mixed"
-    return Response(orjson.dumps({"predictions": results, "count": len(results)}), media_type=JSON)
+    return orjson.dumps({"predictions": results, "count": len(results)})
+
+
+def _model_ref(predictor: Predictor, variant: str) -> dict[str, str]:
+    return {"name": predictor.name, "version": predictor.version, "variant": variant}
 
 
 Scored = tuple[list[Any], np.ndarray, list[list[dict[str, Any]]] | None]
