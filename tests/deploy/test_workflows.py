@@ -378,22 +378,63 @@ def test_release_ships_nothing_before_the_model_gate() -> None:
     )
     assert meta["with"]["images"].startswith("ghcr.io/")
     rollout = " ".join(s.get("run", "") for s in jobs["deploy"]["steps"])
-    assert "set image" in rollout
-    assert "rollout status" in rollout
+    for command in ("tools/k8s_release_overlay.sh", "kubectl apply -k", "rollout status"):
+        assert command in rollout, command
     assert "rollout undo" in rollout
 
 
-def test_the_deployed_names_exist_in_the_k8s_manifests() -> None:
-    """The release moves a Deployment and a container that deploy/k8s defines."""
-    folder = ROOT / "deploy" / "k8s"
-    if not folder.is_dir():
+def _kubectl() -> str:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("kubectl must be installed in CI (ci.yml: azure/setup-kubectl)")
+        pytest.skip("kubectl is not installed (it renders the release overlay offline)")
+    return kubectl
+
+
+def test_the_release_overlay_pins_every_workload_to_the_pushed_digest(tmp_path: Path) -> None:
+    """The deploy step's overlay, rendered offline by `kubectl kustomize`, runs every
+    container of deploy/k8s (API and CronJobs) on the pushed digest, and the Deployment,
+    container and namespace the step waits on are in it."""
+    if not (ROOT / "deploy" / "k8s" / "kustomization.yaml").exists():
         pytest.skip("deploy/k8s is not in this checkout yet")
+    kubectl = _kubectl()
+    image, digest = "ghcr.io/acme/churnops", "sha256:" + "ab" * 32
+    overlay = tmp_path / "release"
+    script = ROOT / "tools" / "k8s_release_overlay.sh"
+    subprocess.run([str(script), str(overlay), image, digest], check=True, timeout=30)
+    done = subprocess.run(
+        [kubectl, "kustomize", str(overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    docs = [d for d in yaml.safe_load_all(done.stdout) if isinstance(d, dict)]
+    containers: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for doc in docs:
+        spec = doc.get("spec", {})
+        pod = spec.get("template", spec.get("jobTemplate", {}).get("spec", {}).get("template"))
+        if doc["kind"] in ("Deployment", "CronJob"):
+            containers[(doc["kind"], doc["metadata"]["name"])] = pod["spec"]["containers"]
+            assert (
+                doc["metadata"]["namespace"]
+                == _load("release.yml")["jobs"]["deploy"]["env"]["NAMESPACE"]
+            )
+    assert {kind for kind, _ in containers} == {"Deployment", "CronJob"}
+    for (kind, name), listed in containers.items():
+        for container in listed:
+            assert container["image"] == f"{image}@{digest}", f"{kind} {name}: {container['image']}"
     env = _load("release.yml")["jobs"]["deploy"]["env"]
-    containers = {}
-    for path in folder.rglob("*.y*ml"):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if isinstance(doc, dict) and doc.get("kind") == "Deployment":
-                spec = doc["spec"]["template"]["spec"]
-                containers[doc["metadata"]["name"]] = {c["name"] for c in spec["containers"]}
-    assert env["DEPLOYMENT"] in containers, f"no Deployment {env['DEPLOYMENT']} in deploy/k8s"
-    assert env["CONTAINER"] in containers[env["DEPLOYMENT"]]
+    deployment = containers.get(("Deployment", env["DEPLOYMENT"]))
+    assert deployment is not None, f"no Deployment {env['DEPLOYMENT']} in deploy/k8s"
+    assert env["CONTAINER"] in {c["name"] for c in deployment}
+    bad = subprocess.run(
+        [str(script), str(tmp_path / "x"), image, "latest"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "sha256" in bad.stderr
