@@ -15,10 +15,11 @@ included). Three handlers, interleaved run by run so machine noise hits them ali
 - **registry**: the same handler loading the champion from the registry (the home's
   embedded SQLite MLflow store) at cold start.
 
-The churnops events are an authenticated ``POST /v1/predict`` (a key in a SQLite store),
-the bare one the same body. One warm-up process per handler first writes the bytecode
-caches (a Lambda image ships them precompiled). Not measured: pulling the image into the
-sandbox and starting the runtime, which Lambda adds to every handler alike.
+The churnops events are an authenticated ``POST /v1/predict`` of the champion's example
+record (a key in a SQLite store), the bare one the same body. One warm-up process per
+handler first writes the bytecode caches (a Lambda image ships them precompiled). Not
+measured: pulling the image into the sandbox and starting the runtime, which Lambda adds
+to every handler alike.
 Needs a registered champion in --home (``churnops demo --no-serve`` first).
 """
 
@@ -71,18 +72,6 @@ async def noop(request: Request) -> dict:
 
 handler = Mangum(app, lifespan="off")
 '''
-
-CUSTOMER = {
-    "customer_id": "C1",
-    "senior_citizen": 1,
-    "partner": "No",
-    "tenure": 2,
-    "contract": "Month-to-month",
-    "internet_service": "Fiber optic",
-    "payment_method": "Electronic check",
-    "monthly_charges": 99.0,
-    "total_charges": 198.0,
-}
 
 
 def event(path: str, body: Any, key: str | None) -> dict[str, Any]:
@@ -144,6 +133,8 @@ def main() -> None:
         store = f"sqlite:///{tmp / 'ops.db'}"
         settings = Settings(home=home, tracking_uri=tracking, database_url=store)
         baked = aws_lambda.bake(settings, tmp / "task" / "model")
+        # A record of the champion's own contract (any dataset's columns).
+        customer = aws_lambda.load_baked(settings, tmp / "task" / "model").example()
         key = create_key(settings, "bench", "scorer")["key"]
         (tmp / "bare").mkdir()
         (tmp / "bare" / "bare_lambda.py").write_text(BARE_APP)
@@ -153,12 +144,12 @@ def main() -> None:
         handlers = {
             "bare": (
                 "bare_lambda",
-                event("/noop", CUSTOMER, None),
+                event("/noop", customer, None),
                 {**clean, "PYTHONPATH": str(tmp / "bare")},
             ),
             "baked": (
                 "churnops.serving.aws_lambda",
-                event("/v1/predict", CUSTOMER, key),
+                event("/v1/predict", customer, key),
                 {
                     **common,
                     "LAMBDA_TASK_ROOT": str(tmp / "task"),
@@ -168,7 +159,7 @@ def main() -> None:
             ),
             "registry": (
                 "churnops.serving.aws_lambda",
-                event("/v1/predict", CUSTOMER, key),
+                event("/v1/predict", customer, key),
                 {
                     **common,
                     "LAMBDA_TASK_ROOT": str(tmp / "empty-task"),
