@@ -79,7 +79,7 @@ def test_a_list_setting_from_a_file_is_json(
         ("MLFLOW_TRACKING_URI", "CHURNOPS_TRACKING_URI_FILE"),  # the alias counts too
     ],
 )
-def test_a_variable_and_its_file_variant_together_are_refused(
+def test_a_variable_and_its_file_variant_with_different_values_are_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, direct: str, file_variable: str
 ) -> None:
     """Two sources of truth for one secret: refused, naming both, quoting neither value."""
@@ -168,3 +168,23 @@ def test_a_secret_from_a_file_is_masked_when_settings_are_printed(
 ) -> None:
     monkeypatch.setenv("CHURNOPS_DATABASE_URL_FILE", str(_secret_file(tmp_path, SECRET)))
     assert "s3cr3t-pw" not in repr(Settings())
+
+
+def test_the_same_value_twice_is_one_source(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A churnops process passes its resolved settings to its children (the dashboard
+    server gets CHURNOPS_DATABASE_URL and MLFLOW_TRACKING_URI); with the *_FILE variables
+    inherited too, the child must start, not refuse its own parent's values."""
+    from churnops.dashboard.launch import environment
+
+    tracking = "postgresql+psycopg://mlflow:pw@db.internal:5432/mlflow"
+    monkeypatch.setenv("CHURNOPS_DATABASE_URL_FILE", str(_secret_file(tmp_path, SECRET, "db")))
+    monkeypatch.setenv("CHURNOPS_TRACKING_URI_FILE", str(_secret_file(tmp_path, tracking, "t")))
+    child_env = environment(Settings(), no_auth=False)
+    assert child_env["CHURNOPS_DATABASE_URL"] == SECRET
+    for name, value in child_env.items():  # become the child process
+        monkeypatch.setenv(name, value)
+    child = Settings()
+    assert child.database_url == SECRET
+    assert child.tracking_uri == tracking

@@ -296,8 +296,9 @@ class SecretFileSettingsSource(PydanticBaseSettingsSource):
     JSON, as their env vars do.
 
     Precedence sits between the env vars and ``churnops.yaml``; setting a variable and its
-    ``_FILE`` variant together is refused rather than ranked, because a deployment that does
-    it has two sources of truth for one secret and would silently use one of them.
+    ``_FILE`` variant to different values is refused rather than ranked, because a
+    deployment that does it has two sources of truth for one secret and would silently use
+    one of them.
     """
 
     def __init__(
@@ -321,14 +322,16 @@ class SecretFileSettingsSource(PydanticBaseSettingsSource):
             if variable not in environ or f"{name}{FILE_SUFFIX.lower()}" in fields:
                 continue  # unset, or the name of another setting (``x_file``) itself
             path = environ[variable]
+            text = read_secret_file(variable, path)
             both = [n for n in direct_env_names(name, field, prefix) if n in environ]
-            if both:
+            # The same value twice is one source: a churnops parent process that resolved
+            # its settings passes them on to its children (dashboard, workers).
+            if both and environ[both[0]] != text:
                 raise ConfigError(
-                    f"Both {both[0]} and {variable} are set: give the setting one way only "
-                    f"(unset {both[0]} to read it from {path or 'the file'}).",
+                    f"Both {both[0]} and {variable} are set, to different values: give the "
+                    f"setting one way only (unset {both[0]} to read it from {path}).",
                     {"variables": [both[0], variable]},
                 )
-            text = read_secret_file(variable, path)
             if self.field_is_complex(field):
                 try:
                     values[name] = json.loads(text)
