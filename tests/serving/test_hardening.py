@@ -210,10 +210,10 @@ def test_docs_pages_load_every_asset_from_this_server(api: Any, page: str) -> No
 class SlowPredictor(Predictor):
     """The champion, but scoring a batch that holds customer 'SLOW' takes a second."""
 
-    def score_many(self, records: Any) -> Any:
+    def score_many(self, records: Any, ids_judged: bool = False) -> Any:
         if any(isinstance(r, dict) and r.get("customer_id") == "SLOW" for r in records):
             time.sleep(1.0)
-        return super().score_many(records)
+        return super().score_many(records, ids_judged)
 
 
 def test_batch_scoring_is_bounded_and_never_blocks_the_event_loop(

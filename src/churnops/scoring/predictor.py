@@ -33,7 +33,9 @@ class Scorer(Protocol):
 
     def score_one(self, record: Any) -> tuple[float, list[float]]: ...
 
-    def score_many(self, records: Sequence[Any]) -> tuple[np.ndarray, Any]: ...
+    def score_many(
+        self, records: Sequence[Any], ids_judged: bool = False
+    ) -> tuple[np.ndarray, Any]: ...
 
 
 @dataclass
@@ -87,9 +89,15 @@ class Predictor:
         row = self.codec.encode(record)
         return self.scorer.one(row), row
 
-    def score_many(self, records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        """Validate and score JSON records; return (probabilities, encoded matrix)."""
-        X = self.codec.encode_matrix(records)
+    def score_many(
+        self, records: Sequence[Any], ids_judged: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Validate and score JSON records; return (probabilities, encoded matrix).
+
+        ``ids_judged``: every record's id was judged already and none refused (see
+        :meth:`RecordCodec.encode_matrix`).
+        """
+        X = self.codec.encode_matrix(records, ids_judged)
         return self.scorer.many(X), X
 
     def reasons(

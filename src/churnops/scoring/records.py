@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,8 @@ class RecordCodec:
             (r.name, r.record_judge(), r.start, r.kind == "categorical", r.allowed)
             for r in self.rules
         ]
+        names = [r.name for r in self.rules]
+        self._row = itemgetter(*names) if len(names) > 1 else None  # (one name: no tuple)
 
     def customer_id(self, record: Mapping[str, Any]) -> str | None:
         """Return the record's customer id as text (None when the contract has no id)."""
@@ -94,7 +97,7 @@ class RecordCodec:
             self._fail(problems, index)
         return row
 
-    def encode_matrix(self, records: Sequence[Any]) -> np.ndarray:
+    def encode_matrix(self, records: Sequence[Any], ids_judged: bool = False) -> np.ndarray:
         """Return the encoded matrix of a batch; 422 details exactly as record by record.
 
         Column by column: one pass per field with C-level helpers (``np.array`` for
@@ -102,26 +105,30 @@ class RecordCodec:
         the per-record loop on 1,000 records. The fast pass only *accepts*; when it meets
         anything the rules refuse, the batch goes record by record so every problem is
         reported with its index and the message a single record would get.
+
+        Args:
+            records: parsed JSON values, each expected to be an object.
+            ids_judged: the caller already judged every record's id by :func:`judge_id`
+                and none was refused (the API reads ids first, to route and audit them).
         """
-        X = self._encode_columns(records)
+        X = self._encode_columns(records, ids_judged)
         if X is None:
             rows = self._encode_each(records)  # raises with every problem, by index
             X = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
         return X
 
-    def _encode_columns(self, records: Sequence[Any]) -> np.ndarray | None:
+    def _encode_columns(self, records: Sequence[Any], ids_judged: bool) -> np.ndarray | None:
         """Encode valid records column-wise; None when any record needs the careful path."""
         n = len(records)
         if n == 0 or not all(type(r) is dict for r in records):
             return None
         get = dict.get
-        if self.id_column:
+        if self.id_column and not ids_judged:
             ids = map(get, records, repeat(self.id_column))
             if any(type(judge_id(i)) is Verdict for i in ids):
                 return None
         X = np.zeros((n, self.width), dtype=np.float64)
-        for rule in self.rules:
-            values = list(map(get, records, repeat(rule.name)))
+        for rule, values in zip(self.rules, self._columns(records), strict=True):
             column = _judge_values(rule, values)
             if column is None:
                 return None
@@ -131,6 +138,21 @@ class RecordCodec:
                 hit = column >= 0
                 X[np.flatnonzero(hit), column[hit]] = 1.0
         return X
+
+    def _columns(self, records: Sequence[dict[str, Any]]) -> list[Sequence[Any]]:
+        """Return each rule's values across ``records``, in rule order.
+
+        One ``itemgetter`` call per record and one transposing ``zip`` (both in C) when
+        every record has every field; a field missing somewhere reads column by column
+        with ``dict.get`` (None where absent), as the rules expect.
+        """
+        if self._row is not None:
+            try:
+                return list(zip(*map(self._row, records), strict=True))
+            except KeyError:
+                pass
+        get = dict.get
+        return [list(map(get, records, repeat(rule.name))) for rule in self.rules]
 
     def _encode_each(self, records: Sequence[Any]) -> list[list[float]]:
         """Encode record by record; problems of every bad record are reported together."""

@@ -16,7 +16,6 @@ is scored on the event loop: it takes microseconds, less than a hop to a thread.
 from __future__ import annotations
 
 import random
-import re
 import time
 from hashlib import sha256
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
+from numba import njit
 
 from churnops.batch.report import reason_sentence
 from churnops.data.rules import Verdict, judge_id
@@ -69,13 +69,6 @@ EXPLAIN = {
     "description": "Also return the top 3 reasons of each score (feature, signed "
     "contribution, the customer's value, and the text people read).",
 }
-# Only brackets and quotes matter to nesting depth; every other byte is dropped first.
-_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
-_STEP = np.zeros(256, dtype=np.int64)
-_STEP[list(b"[{")] = 1
-_STEP[list(b"]}")] = -1
-_QUOTE = ord('"')
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _TRUE = frozenset(("1", "on", "t", "true", "y", "yes"))  # what pydantic accepts for a bool
 _FALSE = frozenset(("0", "off", "f", "false", "n", "no"))
 
@@ -143,23 +136,37 @@ def _parse(body: bytes, max_depth: int) -> Any:
 
 
 def _depth(body: bytes, limit: int) -> int:
-    """Return the deepest nesting of ``body`` as JSON, or 0 when it cannot exceed ``limit``.
+    """Return the deepest nesting of ``body`` as JSON (exact for valid JSON), or 0 early.
 
-    Exact for valid JSON (what orjson would accept), in C-speed passes: ~0.5 µs for one
-    customer (fewer brackets than the limit: no scan) and ~0.2 ms for 1,000. Brackets inside
-    strings do not count: escapes go first (only when a quote is escaped), then pairs of
-    adjacent quotes (which leaves the parity of every other quote intact), and what is left
-    is small enough for a prefix sum.
+    A body with no more brackets than ``limit`` cannot exceed it (one customer: two
+    ``count`` calls, no scan). Otherwise one compiled pass over the bytes (~1 ns each:
+    ~0.4 ms for 1,000 customers) that skips string contents, escapes included.
     """
-    if b'\\"' in body:
-        body = _ESCAPE.sub(b"", body)
-    marks = body.translate(None, _NOT_STRUCTURE)
-    if marks.count(b"[") + marks.count(b"{") <= limit:
+    if body.count(b"[") + body.count(b"{") <= limit:
         return 0
-    codes = np.frombuffer(marks.replace(b'""', b""), dtype=np.uint8)
-    inside = np.cumsum(codes == _QUOTE) & 1
-    steps = np.where(inside, 0, _STEP[codes])
-    return int(np.cumsum(steps).max(initial=0))
+    return int(_scan_depth(np.frombuffer(body, dtype=np.uint8)))
+
+
+@njit(cache=True, nogil=True)
+def _scan_depth(text: Any) -> int:  # pragma: no cover - compiled
+    depth = deepest = 0
+    inside = escaped = False
+    for c in text:
+        if inside:
+            if escaped:
+                escaped = False
+            elif c == 92:  # backslash
+                escaped = True
+            elif c == 34:  # closing quote
+                inside = False
+        elif c == 34:
+            inside = True
+        elif c == 91 or c == 123:  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c == 93 or c == 125:  # ] }
+            depth -= 1
+    return deepest
 
 
 @router.post(
@@ -259,7 +266,10 @@ async def score_batch(
             if variant not in groups:
                 groups[variant] = (predictor, [])
             groups[variant][1].append(i)
-    scored = await services.scoring.run(_score_groups, groups, records, explain)
+    # Ids were judged above by the champion's id rule; a scorer with that id column need
+    # not judge them again when none was refused.
+    judged = id_column if id_column is not None and None not in ids else False
+    scored = await services.scoring.run(_score_groups, groups, records, explain, judged)
     results: list[dict[str, Any] | None] = [None] * len(records)
     audits = []
     for (variant, (predictor, idx)), (subset, probs, reasons) in zip(
@@ -303,14 +313,23 @@ Scored = tuple[list[Any], np.ndarray, list[list[dict[str, Any]]] | None]
 
 
 def _score_groups(
-    groups: dict[str, tuple[Predictor, list[int]]], records: list[Any], explain: bool
+    groups: dict[str, tuple[Predictor, list[int]]],
+    records: list[Any],
+    explain: bool,
+    ids_judged_by: str | bool,
 ) -> list[Scored]:
-    """Score each variant's customers (CPU-bound: runs in a worker thread)."""
+    """Score each variant's customers (CPU-bound: runs in a worker thread).
+
+    ``ids_judged_by``: the id column every record's id was judged (and accepted) by, or
+    False.
+    """
     scored = []
     for predictor, idx in groups.values():
         subset = records if len(idx) == len(records) else [records[i] for i in idx]
         try:
-            probs, rows = predictor.score_many(subset)
+            probs, rows = predictor.score_many(
+                subset, ids_judged=predictor.codec.id_column == ids_judged_by
+            )
         except ScoringInputError as exc:
             if len(idx) == len(records):
                 raise
