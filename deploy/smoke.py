@@ -1071,6 +1071,17 @@ class Smoke:
         """API up (compose health check), then a real prediction under its compose name."""
         self.up("api")
         started = time.perf_counter()
+        # /readyz (the health check) is per worker: one ready worker makes the service
+        # healthy while another may still be loading and answer 503. Wait for all of them.
+        command = as_argv(self.services["api"]["command"])
+        workers = int(command[command.index("--workers") + 1]) if "--workers" in command else 1
+        deadline = time.monotonic() + 120
+        while self.procs["api"].stderr.read_text().count('"message":"model loaded"') < workers:
+            if why := self.procs["api"].died():
+                raise Failed(why)
+            if time.monotonic() > deadline:
+                raise Failed(f"not all {workers} workers logged 'model loaded' within 120 s")
+            time.sleep(0.2)
         url = f"http://{self.native.address('api', 8000)}"
         record = self.customer()
         rid = f"smoke-{self.run_id}"
@@ -1081,7 +1092,8 @@ class Smoke:
         stranger = http("GET", f"{url}/readyz", host="rebind.example")
         body = answer.json() if answer.status_code == 200 else {}
         text = (
-            f"/readyz {ready.status_code}; /v1/predict {answer.status_code}: "
+            f"{workers} workers loaded; /readyz {ready.status_code}; "
+            f"/v1/predict {answer.status_code}: "
             f"customer {body.get('customer_id')} p={body.get('probability')} "
             f"churn={body.get('churn')} model v{(body.get('model') or {}).get('version')}; "
             f"Host: rebind.example -> {stranger.status_code}"

@@ -1,9 +1,11 @@
 """deploy/: the compose stack, Prometheus and Grafana files agree with the code they run.
 
-Docker cannot pull images on these machines, so the stack is not started here; instead
-every churnops command in it must parse as a real CLI invocation, every environment
-variable must be a setting, every mounted file must exist, and the scrape target must be
-the API service's port.
+Docker cannot pull images on these machines, so these checks read the files: every
+command in the stack must parse as a real CLI invocation (churnops, MLflow, Dagster),
+every environment variable must be a setting, every URL must name a service and a port it
+declares, every dependency a condition the service can meet, every mounted file must
+exist, and the scrape target must be the API service's port. ``make stack-smoke``
+(tests/deploy/test_stack_smoke.py) runs the same file natively.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 import typer
 import yaml
@@ -35,21 +36,44 @@ def _churnops_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def _parse(cli: Any, prog: str, argv: list[str]) -> Any:
+    """Parse ``argv`` against ``cli`` down to the leaf command (subgroups included).
+
+    Duck-typed: Typer ships its own copy of click, so its groups are not ``click.Group``.
+    A usage error raises (click's or Typer's ``UsageError``, both with ``format_message``).
+    """
+
+    def is_group(command: Any) -> bool:
+        return hasattr(command, "list_commands")
+
+    ctx = cli.make_context(prog, list(argv), resilient_parsing=is_group(cli))
+    command, rest = cli, list(argv)
+    while is_group(command):
+        name, rest = rest[0], rest[1:]
+        sub = command.get_command(ctx, name)
+        assert sub is not None, f"{prog}: no command {name!r} in {' '.join(argv)}"
+        ctx = sub.make_context(name, list(rest), parent=ctx, resilient_parsing=is_group(sub))
+        command = sub
+    return ctx
+
+
 def test_every_churnops_command_parses_as_a_cli_invocation(compose: dict[str, Any]) -> None:
-    """serve/train/score arguments are options the CLI really has (parsed, not run)."""
+    """Every job's and the API's arguments are options the CLI really has (parsed, not run)."""
     cli = typer.main.get_command(app)
     commands = {
         name: s["command"] for name, s in _churnops_services(compose).items() if "command" in s
     }
-    assert {"api", "train", "score"} <= set(commands)
+    assert {"api", "demo-data", "train", "keys", "score", "monitor", "pipeline"} <= set(commands)
     for name, argv in commands.items():
-        group_ctx = cli.make_context("churnops", list(argv), resilient_parsing=True)
-        sub = cli.get_command(group_ctx, argv[0])
-        assert sub is not None, f"{name}: no churnops command {argv[0]!r}"
         try:
-            sub.make_context(argv[0], list(argv[1:]), parent=group_ctx)
-        except click.UsageError as exc:  # pragma: no cover - the failure message is the point
-            pytest.fail(f"{name}: {' '.join(argv)}: {exc.format_message()}")
+            ctx = _parse(cli, "churnops", argv)
+        except Exception as exc:  # pragma: no cover - the failure message is the point
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            pytest.fail(f"{name}: {' '.join(argv)}: {type(exc).__name__}: {message}")
+        json_flags = [p.name for p in ctx.command.params if "--json" in getattr(p, "opts", ())]
+        if name != "api":  # jobs: one JSON object on stdout, what the smoke and cron read
+            assert json_flags, f"{name}: {argv[0]} has no --json"
+            assert ctx.params[json_flags[0]], f"{name}: a job prints one JSON object (--json)"
 
 
 def test_the_mlflow_server_command_parses_against_mlflow(compose: dict[str, Any]) -> None:
@@ -64,6 +88,71 @@ def test_the_mlflow_server_command_parses_against_mlflow(compose: dict[str, Any]
     ctx = server.make_context(argv[0], argv[1:], parent=group_ctx)
     assert ctx.params["backend_store_uri"].endswith("@postgres:5432/mlflow")
     assert ctx.params["host"] == "0.0.0.0"
+    # MLflow 3 answers 403 to Host headers it does not list: the services send mlflow:5000.
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    allowed = ctx.params["allowed_hosts"].split(",")
+    assert is_allowed_host_header(allowed, f"mlflow:{ctx.params['port']}")
+    assert is_allowed_host_header(allowed, "127.0.0.1:5000")  # the published port
+    assert not is_allowed_host_header(allowed, "rebind.example:5000")
+    assert ctx.params["artifacts_destination"].startswith("s3://")
+    assert ctx.params["serve_artifacts"]  # clients need no S3 credentials
+    assert set(service.get("environment", {})) >= {"MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"}
+
+
+def test_the_dagster_commands_parse_against_dagster(compose: dict[str, Any]) -> None:
+    """Webserver and daemon load the churnops definitions module with their real CLIs."""
+    import importlib
+
+    from dagster._daemon.cli import cli as daemon_cli
+    from dagster_webserver.cli import cli as webserver_cli
+
+    clis = {"dagster-webserver": webserver_cli, "dagster-daemon": daemon_cli}
+    for name, cli in clis.items():
+        service = compose["services"][name]
+        assert service["entrypoint"] == [name]
+        ctx = _parse(cli, name, service["command"])
+        assert ctx.params["module_name"] == ("churnops.orchestration.definitions",)
+        importlib.import_module(ctx.params["module_name"][0])
+        assert service["environment"]["DAGSTER_HOME"] + "/dagster.yaml" in " ".join(
+            service["volumes"]
+        )
+    web = compose["services"]["dagster-webserver"]
+    port = _parse(webserver_cli, "dagster-webserver", web["command"]).params["port"]
+    assert f":{port}/server_info'" in " ".join(web["healthcheck"]["test"])
+    assert any(p.endswith(f":{port}") for p in web["ports"])
+
+
+def test_dependencies_name_services_and_conditions_they_can_meet(compose: dict[str, Any]) -> None:
+    """service_healthy needs a health check; service_completed_successfully a one-shot job."""
+    from deploy.smoke import depends_on
+
+    services = compose["services"]
+    for name, service in services.items():
+        for dep, condition in depends_on(service).items():
+            assert dep in services, f"{name} depends on unknown {dep}"
+            if condition == "service_healthy":
+                assert "healthcheck" in services[dep], f"{name}: {dep} has no health check"
+            elif condition == "service_completed_successfully":
+                assert "restart" not in services[dep], f"{name}: {dep} is not a one-shot job"
+            else:
+                assert condition == "service_started", f"{name}: {condition}"
+
+
+def test_every_url_names_a_service_port_compose_declares(compose: dict[str, Any]) -> None:
+    """A URL to ``service:port`` in any environment or command must hit a declared port."""
+    import re
+
+    from deploy.smoke import as_argv, container_ports, environment
+
+    services = compose["services"]
+    for name, service in services.items():
+        texts = [*environment(service).values(), *as_argv(service.get("command"))]
+        for text in texts:
+            for host, port in re.findall(r"[a-z+]+://(?:[^@/\s]*@)?([\w.-]+):(\d+)", text):
+                if host in services:
+                    ports = container_ports(services[host])
+                    assert int(port) in ports, f"{name}: {text} — {host} declares {ports}"
 
 
 def test_the_api_healthcheck_asks_a_real_route(compose: dict[str, Any]) -> None:
