@@ -77,10 +77,17 @@ class Settings(BaseSettings):
         0.2, gt=0.0, lt=0.9, description="Share of rows kept aside for the holdout evaluation."
     )
     cv_folds: int = Field(5, ge=2, le=20, description="Cross-validation folds used while tuning.")
-    trials: int = Field(12, ge=1, description="Optuna trials per model family.")
+    trials: int = Field(
+        12, ge=1, description="Optuna trials per model family (catboost runs half as many)."
+    )
     families: list[str] = Field(
-        ["logistic", "lightgbm", "xgboost"],
-        description="Model families to tune: logistic, lightgbm, xgboost.",
+        ["logistic", "lightgbm", "xgboost", "catboost"],
+        description="Model families to tune: logistic, lightgbm, xgboost, catboost.",
+    )
+    ensemble: bool = Field(
+        True,
+        description="Also blend the tuned families (weights fitted on out-of-fold "
+        "predictions); the blend is kept only when its CV score beats the best family's.",
     )
     metric: Metric = Field(
         "roc_auc", description="Primary metric: selects the family and gates promotion."

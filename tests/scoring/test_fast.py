@@ -26,10 +26,16 @@ def _records(df: pd.DataFrame, drop: str = "churn") -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(scope="module", params=["logistic", "lightgbm", "xgboost"])
+@pytest.fixture(scope="module", params=["logistic", "lightgbm", "xgboost", "catboost", "ensemble"])
 def family_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from churnops.training.run import train
 
+    if request.param == "ensemble":  # logistic + LightGBM + CatBoost, fixed weights
+        from tests.fixtures.make_artifacts import build
+
+        model = build("ensemble")
+        model.calibrator = None  # the tests below set their own
+        return model
     settings = Settings(home=tmp_path_factory.mktemp("fast") / "home", trials=1, cv_folds=2)
     result = train(
         make_customers(500, seed=4),
@@ -83,7 +89,7 @@ def test_fast_path_agrees_with_registered_pyfunc_on_every_demo_customer(
     df = load_demo()
     settings = Settings(home=tmp_path / "home", trials=1, cv_folds=2)
     records = _records(df)
-    for family in ("lightgbm", "xgboost", "logistic"):
+    for family in ("lightgbm", "xgboost", "logistic", "catboost"):
         out = train_and_register(
             df, settings, target="churn", id_column="customer_id", families=[family], trials=1
         )

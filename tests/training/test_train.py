@@ -10,6 +10,7 @@ import pytest
 
 from churnops.config import Settings
 from churnops.errors import DataValidationError
+from churnops.training.candidates import get_candidate
 from churnops.training.run import TrainResult, train
 from tests.factories import loyal_customer, make_customers, obvious_churner
 
@@ -61,11 +62,13 @@ def test_result_has_metrics_threshold_and_artifacts(result: TrainResult) -> None
     assert len(result.holdout_frame) == 180
 
 
-def test_every_trial_is_kept_and_the_chosen_one_marked(result: TrainResult) -> None:
-    """Each family's trials are records; the leaderboard lists them all, best first."""
+def test_every_trial_is_kept_and_the_chosen_ones_marked(result: TrainResult) -> None:
+    """Each family's trials are records (CatBoost its share); the leaderboard lists them all."""
+    families = Settings.model_fields["families"].default
     assert [(t.family, t.number) for t in result.trials] == [
-        (f, n) for f in ("logistic", "lightgbm", "xgboost") for n in range(3)
+        (f, n) for f in families for n in range(get_candidate(f).trials(3))
     ]
+    assert get_candidate("catboost").trials(3) == 2
     assert all(t.seconds > 0 and t.started > 0 for t in result.trials)
     board = result.leaderboard
     assert list(board.columns) == [
@@ -77,13 +80,15 @@ def test_every_trial_is_kept_and_the_chosen_one_marked(result: TrainResult) -> N
         "chosen",
         "params",
     ]
-    assert len(board) == 9
+    assert len(board) == len(result.trials)
     scores = board["cv_score"].dropna().tolist()
     assert scores == sorted(scores, reverse=True)
-    (chosen,) = board[board["chosen"]].itertuples()
-    assert chosen.family == result.family
-    assert json.loads(chosen.params) == result.params
-    assert chosen.cv_score == result.family_scores[result.family]
+    chosen = list(board[board["chosen"]].itertuples())
+    assert {(c.family, c.trial) for c in chosen} == set(result.chosen_trials.items())
+    for row in chosen:  # each chosen trial is its family's best
+        assert row.cv_score == result.family_scores[row.family]
+    if result.family != "ensemble":
+        assert json.loads(chosen[0].params) == result.params
 
 
 def test_no_step_runs_without_progress(trained: tuple[TrainResult, Progress]) -> None:
@@ -96,6 +101,8 @@ def test_no_step_runs_without_progress(trained: tuple[TrainResult, Progress]) ->
         "tune logistic",
         "tune lightgbm",
         "tune xgboost",
+        "tune catboost",
+        "blend families",
         "calibrate + threshold",
         f"fit {result.family}",
         "explain + plot",

@@ -483,6 +483,7 @@ def _requirements() -> list[str]:
         "mlflow",
         "lightgbm",
         "xgboost",
+        "catboost",
         "pandas",
         "numpy",
         "pydantic",

@@ -19,6 +19,8 @@ Every family computes the same three things:
 LightGBM margins come from the compiled flat-array walk (:mod:`churnops.scoring.trees`)
 when training found it equal to LightGBM on probe rows, so scoring imports no
 ``lightgbm`` at all; contributions (and unsupported models) load the booster on demand.
+CatBoost works the same way (:mod:`churnops.scoring.catboost_trees`). An ensemble is a
+weighted sum of other families' margins, so it is all three of the above by linearity.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ from numba import njit
 
 from churnops.scoring import lightgbm_c
 from churnops.scoring.calibration import expit
+from churnops.scoring.catboost_trees import (
+    CodeLayout,
+    ObliviousTrees,
+    load_catboost,
+    parse_catboost,
+)
 from churnops.scoring.jsonfile import read_object
 from churnops.scoring.trees import CompiledTrees, binary_sigmoid, parse_lightgbm
 
@@ -332,8 +340,231 @@ class XGBoostEstimator(_FromMargins):
         return cls(booster, int(meta["width"]), (begin, end))
 
 
+# ----------------------------------------------------------------------------- CatBoost
+
+CategoryTables = dict[int, tuple[int, list[int]]]
+"""A categorical split's ``split_index`` -> (block, bit for codes -1, 0, 1, ...)."""
+
+
+class CatBoostEstimator(_FromMargins):
+    """A binary CatBoost model in CatBoost's JSON format, walked by compiled code when verified.
+
+    CatBoost sees each categorical as one integer column (:class:`CodeLayout`) and builds
+    its own target statistics for it. Those statistics would make one row cost CatBoost's
+    ``predict`` (~0.5 ms: a ``Pool`` per call); training instead reads every categorical
+    split's bit per level from CatBoost (``tables``) and checks the compiled walk against
+    CatBoost on probe rows, so one row costs a few microseconds and equals the batch's
+    number to the bit. ``catboost`` is imported only for contributions, or when the walk
+    was not verified (``tables`` None).
+    """
+
+    family: ClassVar[str] = "catboost"
+    MODEL_FILE: ClassVar[str] = "catboost_model.json"
+
+    def __init__(self, model_text: str, layout: CodeLayout, tables: CategoryTables | None) -> None:
+        """Build the estimator from CatBoost's JSON model text.
+
+        Args:
+            model_text: ``save_model(format="json")`` of the whole model.
+            layout: which encoded columns are one-hot blocks (CatBoost's categoricals).
+            tables: the categorical splits' bits per level, as training read them from
+                CatBoost (see ``compile_catboost``); None keeps CatBoost's own predict.
+        """
+        self.model_text = model_text
+        self.layout = layout
+        self.width = layout.width
+        self.trees: ObliviousTrees | None = (
+            parse_catboost(model_text, layout, tables) if tables is not None else None
+        )
+        self.tables = tables if self.trees is not None else None
+        self.compiled = self.trees is not None
+        self._model: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle only the data (Spark ships the model to its workers)."""
+        return {"model_text": self.model_text, "layout": self.layout, "tables": self.tables}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the compiled walk on the receiving side."""
+        self.__init__(**state)  # type: ignore[misc]
+
+    @property
+    def model(self) -> Any:
+        """Return the ``catboost.CatBoost`` model (read from the JSON text on first use)."""
+        if self._model is None:
+            self._model = load_catboost(self.model_text)
+        return self._model
+
+    def margins(self, X: np.ndarray) -> np.ndarray:
+        """Return the log-odds of an encoded matrix."""
+        X = _matrix(X, self.width)
+        if self.trees is not None:
+            return self.trees.raw_many(X)
+        raw = self.model.predict(self.layout.pool(X), prediction_type="RawFormulaVal")
+        return np.asarray(raw, dtype=np.float64).reshape(-1)
+
+    def margin_one(self, row: Sequence[float]) -> float:
+        """Return the log-odds of one encoded row."""
+        if self.trees is not None:
+            return self.trees.raw_one(np.asarray(row, dtype=np.float64))
+        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """TreeSHAP from CatBoost's own ``ShapValues`` (log-odds, bias last).
+
+        CatBoost explains a categorical as its one code column; that value is put on the
+        block's first encoded column, so summing per source column (as reasons do) gives
+        CatBoost's number.
+        """
+        X = _matrix(X, self.width)
+        shap = self.model.get_feature_importance(data=self.layout.pool(X), type="ShapValues")
+        shap = np.asarray(shap, dtype=np.float64)
+        dense = self.layout.dense
+        out = np.zeros((X.shape[0], self.width + 1))
+        out[:, dense] = shap[:, : len(dense)]
+        for k, (start, _width) in enumerate(self.layout.blocks):
+            out[:, start] = shap[:, len(dense) + k]
+        out[:, -1] = shap[:, -1]
+        return out
+
+    def save(self, folder: Path) -> list[str]:
+        """Write the JSON model and ``estimator.json`` (blocks, the verified tables)."""
+        (folder / self.MODEL_FILE).write_text(self.model_text)
+        meta = {
+            "family": self.family,
+            "width": self.width,
+            "blocks": [list(block) for block in self.layout.blocks],
+            "compiled": self.compiled,
+            "tables": [
+                {"split": index, "block": block, "bits": bits}
+                for index, (block, bits) in sorted((self.tables or {}).items())
+            ],
+            "model_file": self.MODEL_FILE,
+        }
+        return [self.MODEL_FILE, _write_meta(folder, meta)]
+
+    @classmethod
+    def load(cls, folder: Path) -> CatBoostEstimator:
+        """Read the model written by :meth:`save` (no ``catboost`` import when compiled)."""
+        meta = _read_meta(folder, cls.family)
+        layout = CodeLayout(int(meta["width"]), tuple((int(a), int(b)) for a, b in meta["blocks"]))
+        tables: CategoryTables | None = None
+        if meta["compiled"]:
+            tables = {
+                int(t["split"]): (int(t["block"]), [int(b) for b in t["bits"]])
+                for t in meta["tables"]
+            }
+        return cls((folder / meta["model_file"]).read_text(), layout, tables)
+
+
+# ----------------------------------------------------------------------------- ensemble
+
+
+class EnsembleEstimator(_FromMargins):
+    """A weighted sum of other families' margins: ``intercept + Σ weight_k · margin_k``.
+
+    Training fits the weights on the members' out-of-fold margins (a logistic
+    meta-learner with non-negative weights). Because the blend is linear in log-odds,
+    everything else follows from the members: one row is the same sum of the members'
+    one-row margins (each bit-equal to its batch number, and the sum is taken in the same
+    order, so bit-equal too), and the weighted sum of the members' exact SHAP values is
+    the blend's exact SHAP values. Each member is saved in its own family's format in a
+    subfolder named after it; ``estimator.json`` holds the weights.
+    """
+
+    family: ClassVar[str] = "ensemble"
+
+    def __init__(
+        self, members: Sequence[Estimator], weights: Sequence[float], intercept: float
+    ) -> None:
+        """Blend ``members`` (one per family) with ``weights``, plus ``intercept``."""
+        if not members or len(members) != len(weights):
+            raise ValueError("an ensemble needs one weight per member, and members")
+        families = [m.family for m in members]
+        if len(set(families)) != len(families) or self.family in families:
+            raise ValueError(f"ensemble members must be distinct single families: {families}")
+        widths = {m.width for m in members}
+        if len(widths) != 1:
+            raise ValueError(f"ensemble members read different widths: {sorted(widths)}")
+        self.members = list(members)
+        self.weights = [float(w) for w in weights]
+        self.intercept = float(intercept)
+        self.width = widths.pop()
+
+    def margins(self, X: np.ndarray) -> np.ndarray:
+        """Return the log-odds of an encoded matrix."""
+        X = _matrix(X, self.width)
+        out = np.full(X.shape[0], self.intercept)
+        for member, weight in zip(self.members, self.weights, strict=True):
+            out += weight * member.margins(X)
+        return out
+
+    def margin_one(self, row: Sequence[float]) -> float:
+        """Return the log-odds of one encoded row (the members' one-row paths)."""
+        x = np.asarray(row, dtype=np.float64)
+        total = self.intercept
+        for member, weight in zip(self.members, self.weights, strict=True):
+            total += weight * member.margin_one(x)
+        return total
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """The weighted sum of the members' SHAP values; the intercept joins the bias."""
+        X = _matrix(X, self.width)
+        out = np.zeros((X.shape[0], self.width + 1))
+        for member, weight in zip(self.members, self.weights, strict=True):
+            out += weight * member.contributions(X)
+        out[:, -1] += self.intercept
+        return out
+
+    def save(self, folder: Path) -> list[str]:
+        """Write each member into ``<family>/`` and the weights into ``estimator.json``."""
+        files: list[str] = []
+        for member in self.members:
+            (folder / member.family).mkdir()
+            files += [f"{member.family}/{name}" for name in member.save(folder / member.family)]
+        meta = {
+            "family": self.family,
+            "width": self.width,
+            "intercept": self.intercept,
+            "members": [
+                {"family": m.family, "folder": m.family, "weight": w}
+                for m, w in zip(self.members, self.weights, strict=True)
+            ],
+        }
+        return [*files, _write_meta(folder, meta)]
+
+    @classmethod
+    def load(cls, folder: Path) -> EnsembleEstimator:
+        """Read the members and weights written by :meth:`save`.
+
+        A member's folder must be a plain name inside ``folder``: the manifest verifies
+        only the files under the artifact folder, so a path out of it is refused.
+        """
+        meta = _read_meta(folder, cls.family)
+        members, weights = [], []
+        for entry in meta["members"]:
+            name = str(entry["folder"])
+            if name in ("", ".", "..") or Path(name).name != name:
+                raise ValueError(f"ensemble member folder {name!r} is not a plain name")
+            if entry["family"] == cls.family:
+                raise ValueError("an ensemble cannot hold an ensemble")
+            members.append(load_estimator(str(entry["family"]), folder / name))
+            weights.append(float(entry["weight"]))
+        model = cls(members, weights, float(meta["intercept"]))
+        if model.width != meta["width"]:
+            raise ValueError(f"{META_FILE} says width {meta['width']}, members read {model.width}")
+        return model
+
+
 ESTIMATORS: dict[str, Any] = {
-    cls.family: cls for cls in (LogisticEstimator, LightGBMEstimator, XGBoostEstimator)
+    cls.family: cls
+    for cls in (
+        LogisticEstimator,
+        LightGBMEstimator,
+        XGBoostEstimator,
+        CatBoostEstimator,
+        EnsembleEstimator,
+    )
 }
 
 

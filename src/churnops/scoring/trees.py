@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,6 +178,33 @@ def _raw_matrix_plain(
                 out[start + j] += values[a]
 
 
+def rows_in_threads(kernel: Callable[[np.ndarray, np.ndarray], None], X: np.ndarray) -> np.ndarray:
+    """Return ``out`` (zeros, one per row) after ``kernel(X_part, out_part)`` on row ranges.
+
+    From ``PARALLEL_ROWS`` rows on, the rows are split over one thread per core, each
+    running a compiled loop without the GIL. Plain threads rather than numba's
+    ``parallel=True``: its OpenMP layer (the one available here) must not be used before
+    a ``fork`` and its fallback layer aborts when two threads call in at once; batch jobs,
+    the API's thread pool and forked workers all score. Smaller batches (the API's) stay
+    on the calling thread, where starting threads would cost more. Each row is computed
+    by the same kernel whatever the split, so the numbers do not depend on it.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    out = np.zeros(X.shape[0])
+    parts = min(_CORES, X.shape[0] // PARALLEL_ROWS)
+    bounds = np.linspace(0, X.shape[0], max(parts, 1) + 1).astype(int).tolist()
+    threads = [
+        threading.Thread(target=kernel, args=(X[lo:hi], out[lo:hi]))
+        for lo, hi in itertools.pairwise(bounds[1:])
+    ]
+    for thread in threads:
+        thread.start()
+    kernel(X[: bounds[1]], out[: bounds[1]])
+    for thread in threads:
+        thread.join()
+    return out
+
+
 @dataclass
 class CompiledTrees:
     """A LightGBM binary ensemble as flat arrays, evaluated by compiled loops.
@@ -246,29 +274,8 @@ class CompiledTrees:
         )
 
     def raw_many(self, X: np.ndarray) -> np.ndarray:
-        """Return the raw scores of an encoded matrix.
-
-        From ``PARALLEL_ROWS`` rows on, the rows are split over one thread per core, each
-        running the compiled loop without the GIL. Plain threads rather than numba's
-        ``parallel=True``: its OpenMP layer (the one available here) must not be used
-        before a ``fork`` and its fallback layer aborts when two threads call in at once;
-        batch jobs, the API's thread pool and forked workers all score. Smaller batches
-        (the API's) stay on the calling thread, where starting threads would cost more.
-        """
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        out = np.zeros(X.shape[0])
-        parts = min(_CORES, X.shape[0] // PARALLEL_ROWS)
-        bounds = np.linspace(0, X.shape[0], max(parts, 1) + 1).astype(int).tolist()
-        threads = [
-            threading.Thread(target=self._raw_into, args=(X[lo:hi], out[lo:hi]))
-            for lo, hi in itertools.pairwise(bounds[1:])
-        ]
-        for thread in threads:
-            thread.start()
-        self._raw_into(X[: bounds[1]], out[: bounds[1]])
-        for thread in threads:
-            thread.join()
-        return out
+        """Return the raw scores of an encoded matrix (rows split over threads, see below)."""
+        return rows_in_threads(self._raw_into, X)
 
     def _raw_into(self, X: np.ndarray, out: np.ndarray) -> None:
         if self.plain:

@@ -1,4 +1,4 @@
-"""The training stage: validate, split, tune every family, calibrate, threshold, explain.
+"""The training stage: validate, split, tune every family, blend, calibrate, threshold, explain.
 
 ``train`` is a plain function: data and settings in, a :class:`TrainResult` out. It does
 not touch MLflow; :mod:`churnops.registry` logs and registers the result.
@@ -23,10 +23,13 @@ from churnops.data.validation import ValidationReport, validate
 from churnops.errors import ConfigError, DataValidationError
 from churnops.features.encoder import FeatureEncoder
 from churnops.progress import ProgressFn, step
+from churnops.scoring.catboost_trees import CodeLayout
+from churnops.scoring.estimators import EnsembleEstimator, Estimator
 from churnops.scoring.model import ScoringModel
 from churnops.training import explain, plots
 from churnops.training.calibration import CalibrationChoice, choose_calibration
-from churnops.training.candidates import get_candidate
+from churnops.training.candidates import get_candidate, layout_of
+from churnops.training.ensemble import Blend, blend_families
 from churnops.training.evaluate import classification_metrics
 from churnops.training.threshold import choose_threshold, profit_curve
 from churnops.training.tuning import FamilyResult, TrialRecord, stratified_folds, tune_family
@@ -42,11 +45,15 @@ class TrainResult:
     cv: dict[str, float]
     holdout: dict[str, float]
     family_scores: dict[str, float]
+    """Each family's best mean CV score, and the blend's nested one (``ensemble``)."""
     calibration: CalibrationChoice
     threshold_strategy: str
     trials: list[TrialRecord] = field(repr=False)
-    chosen_trial: int
-    """The number of ``family``'s trial whose configuration was refitted and registered."""
+    chosen_trials: dict[str, int]
+    """Family -> the trial whose configuration was refitted and registered (one per
+    member for an ensemble)."""
+    blend: Blend | None
+    """The blend of the tuned families, chosen or not (None: not tried, or < 2 members)."""
     importance: dict[str, float]
     train_frame: pd.DataFrame = field(repr=False)
     holdout_frame: pd.DataFrame = field(repr=False)
@@ -61,9 +68,16 @@ class TrainResult:
         """Return the data contract the model was trained on."""
         return self.model.contract
 
+    @property
+    def chosen_trial(self) -> int:
+        """The registered family's trial number (a single-family model only)."""
+        if self.family not in self.chosen_trials:
+            raise ValueError(f"an {self.family} has one chosen trial per member: chosen_trials")
+        return self.chosen_trials[self.family]
+
     def is_chosen(self, trial: TrialRecord) -> bool:
-        """Return whether ``trial`` is the configuration that was registered."""
-        return trial.family == self.family and trial.number == self.chosen_trial
+        """Return whether ``trial`` is a configuration that was registered."""
+        return self.chosen_trials.get(trial.family) == trial.number
 
     @property
     def leaderboard(self) -> pd.DataFrame:
@@ -107,7 +121,8 @@ def train(
         id_column: the customer id column (kept out of the features).
         contract: an existing contract to validate against; inferred from ``df`` if None.
         positive: the positive label when it cannot be guessed.
-        families: model families to try (default: settings.families).
+        families: model families to try (default: settings.families); with
+            ``settings.ensemble`` their blend is tried too.
         trials: Optuna trials per family (default: settings.trials).
         progress: called as ``progress(task, done, total)`` for every step (a step without
             parts is one task of total 1), so no step runs silently.
@@ -132,6 +147,7 @@ def train(
         train_frame, holdout_frame = frame.iloc[train_idx], frame.iloc[holdout_idx]
         y, y_holdout = y_all[train_idx], y_all[holdout_idx]
         encoder = FeatureEncoder(contract)
+        layout = layout_of(encoder)
         X = encoder.transform(train_frame)
         X_holdout = encoder.transform(holdout_frame)
         folds = stratified_folds(y, settings.cv_folds, settings.seed)
@@ -144,6 +160,7 @@ def train(
                 X,
                 y,
                 folds,
+                layout=layout,
                 trials=trials,
                 metric=settings.metric,
                 seed=settings.seed,
@@ -151,10 +168,18 @@ def train(
             )
         )
     best = max(results, key=lambda r: r.best_score)
+    family_scores = {r.family: r.best_score for r in results}
+    blend: Blend | None = None
+    if settings.ensemble and len(results) > 1:
+        with step(progress, "blend families"):
+            blend = blend_families(results, y, folds, settings.metric)
+        if blend is not None:
+            family_scores[EnsembleEstimator.family] = blend.score
+    chosen = _chosen(best, blend if blend is not None and blend.beats(best) else None, results)
 
     with step(progress, "calibrate + threshold"):
-        calibration = choose_calibration(best.oof, y, settings.seed)
-        oof = calibration.calibrator(best.oof) if calibration.calibrator else best.oof
+        calibration = choose_calibration(chosen.oof, y, settings.seed)
+        oof = calibration.calibrator(chosen.oof) if calibration.calibrator else chosen.oof
         economics = ProfitModel(
             settings.offer_cost, settings.acceptance_rate, settings.customer_value
         )
@@ -162,16 +187,14 @@ def train(
         choice = choose_threshold(y, oof, settings.threshold_strategy, economics, values)
         cv_metrics = classification_metrics(y, oof, choice.threshold)
 
-    with step(progress, f"fit {best.family}"):
-        candidate = get_candidate(best.family)
-        fitted = candidate.build(best.best_params, settings.seed).fit(X, y)
+    with step(progress, f"fit {chosen.family}"):
         model = ScoringModel(
             contract,
-            candidate.to_native(fitted),
-            best.family,
+            _fit_native(chosen, X, y, layout, settings.seed),
+            chosen.family,
             choice.threshold,
             calibration.calibrator,
-            params=best.best_params,
+            params=chosen.params,
         )
         p_holdout = model.probabilities(X_holdout)
         holdout_metrics = classification_metrics(y_holdout, p_holdout, choice.threshold)
@@ -179,7 +202,7 @@ def train(
     with step(progress, "explain + plot"):
         artifacts = Path(tempfile.mkdtemp(prefix="churnops-train-"))
         importance = _explain(model, X_holdout, artifacts, settings.seed)
-        plots.evaluation_plots(y_holdout, p_holdout, choice.threshold, artifacts, best.family)
+        plots.evaluation_plots(y_holdout, p_holdout, choice.threshold, artifacts, chosen.family)
         if settings.threshold_strategy == "f1":
             plots.curve_plot(
                 choice.thresholds,
@@ -201,15 +224,16 @@ def train(
 
     return TrainResult(
         model=model,
-        family=best.family,
-        params=best.best_params,
+        family=chosen.family,
+        params=chosen.params,
         cv=cv_metrics,
         holdout=holdout_metrics,
-        family_scores={r.family: r.best_score for r in results},
+        family_scores=family_scores,
         calibration=calibration,
         threshold_strategy=settings.threshold_strategy,
         trials=[t for r in results for t in r.trials],
-        chosen_trial=best.best_trial,
+        chosen_trials={r.family: r.best_trial for r in chosen.members},
+        blend=blend,
         importance=importance,
         train_frame=train_frame.reset_index(drop=True),
         holdout_frame=holdout_frame.reset_index(drop=True),
@@ -223,10 +247,48 @@ def train(
             "cv_folds": settings.cv_folds,
             "trials": trials,
             "families": ",".join(families),
+            "ensemble": settings.ensemble,
             "metric": settings.metric,
             "threshold_strategy": settings.threshold_strategy,
         },
     )
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """What is refitted and registered: one family's best configuration, or a blend."""
+
+    family: str
+    params: dict[str, Any]
+    oof: np.ndarray
+    members: list[FamilyResult]
+    blend: Blend | None
+
+
+def _chosen(best: FamilyResult, blend: Blend | None, results: list[FamilyResult]) -> _Chosen:
+    if blend is None:
+        return _Chosen(best.family, best.best_params, best.oof, [best], None)
+    members = [r for r in results if r.family in blend.families]
+    params: dict[str, Any] = {"intercept": blend.intercept}
+    for member, weight in zip(members, blend.weights, strict=True):
+        params[f"{member.family}.weight"] = weight
+        params.update({f"{member.family}.{k}": v for k, v in member.best_params.items()})
+    return _Chosen(EnsembleEstimator.family, params, blend.oof, members, blend)
+
+
+def _fit_native(
+    chosen: _Chosen, X: np.ndarray, y: np.ndarray, layout: CodeLayout, seed: int
+) -> Estimator:
+    """Refit the chosen configuration(s) on all training rows; return the native estimator."""
+    natives = []
+    for member in chosen.members:
+        candidate = get_candidate(member.family)
+        natives.append(
+            candidate.to_native(candidate.build(member.best_params, seed, layout).fit(X, y))
+        )
+    if chosen.blend is None:
+        return natives[0]
+    return EnsembleEstimator(natives, chosen.blend.weights, chosen.blend.intercept)
 
 
 def _split(y: np.ndarray, settings: Settings) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from churnops.progress import ProgressFn
+from churnops.scoring.catboost_trees import CodeLayout
 from churnops.training.candidates import Candidate
 from churnops.training.evaluate import score_metric
 
@@ -69,13 +70,14 @@ def cv_predict(
     folds: list[tuple[np.ndarray, np.ndarray]],
     seed: int,
     metric: str,
+    layout: CodeLayout,
     on_fold: Callable[[int, float], None] | None = None,
 ) -> np.ndarray:
     """Return out-of-fold probabilities; ``on_fold(i, running_score)`` may raise to prune."""
     oof = np.full(len(y), np.nan)
     scores = []
     for i, (fit_idx, eval_idx) in enumerate(folds):
-        model = candidate.build(params, seed)
+        model = candidate.build(params, seed, layout)
         model.fit(X[fit_idx], y[fit_idx])
         oof[eval_idx] = model.predict_proba(X[eval_idx])[:, 1]
         scores.append(score_metric(metric, y[eval_idx], oof[eval_idx]))
@@ -90,12 +92,18 @@ def tune_family(
     y: np.ndarray,
     folds: list[tuple[np.ndarray, np.ndarray]],
     *,
+    layout: CodeLayout,
     trials: int,
     metric: str,
     seed: int,
     progress: ProgressFn | None = None,
 ) -> FamilyResult:
-    """Search ``candidate``'s space for ``trials`` trials; score = mean CV ``metric``."""
+    """Search ``candidate``'s space; score = mean CV ``metric``.
+
+    ``trials`` is the per-family budget; the family runs its share of it
+    (:meth:`Candidate.trials`), starting from its ``first_trial`` when it has one.
+    """
+    trials = candidate.trials(trials)
     task = f"tune {candidate.name}"
     if progress is not None:  # the bar shows (and its clock runs) from the start
         progress(task, 0, trials)
@@ -108,6 +116,8 @@ def tune_family(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
         study_name=candidate.name,
     )
+    if candidate.first_trial is not None:
+        study.enqueue_trial(candidate.first_trial)
     oofs: dict[int, np.ndarray] = {}
 
     def objective(trial: optuna.Trial) -> float:
@@ -118,7 +128,7 @@ def tune_family(
             if trial.should_prune():
                 raise optuna.TrialPruned
 
-        oof = cv_predict(candidate, params, X, y, folds, seed, metric, report)
+        oof = cv_predict(candidate, params, X, y, folds, seed, metric, layout, report)
         oofs[trial.number] = oof
         return float(np.mean([score_metric(metric, y[e], oof[e]) for _, e in folds]))
 
