@@ -39,7 +39,8 @@ Then the monthly bill for 1M, 10M and 100M customers from those numbers and the
 assumptions in ``ASSUMPTIONS`` (prices, schedules, traffic; each can be changed with
 ``--assume NAME=VALUE``), every line with its formula. The machine this runs on is
 usually a shared 2-core VM: wall-clock seconds there drift with other people's load, CPU
-seconds much less, which is why the bill is built from CPU-seconds.
+seconds less (not nothing: threads spin while they wait for a core), which is why the bill
+is built from CPU-seconds.
 """
 
 from __future__ import annotations
