@@ -65,23 +65,23 @@ def child_server(port: int, home: str) -> None:
     )
     predictor = Predictor.from_registry(settings)
     app = create_app(settings, predictor=predictor)
-    model = predictor.model
 
     @app.post("/bench/noop")
     async def noop(request: Request, _principal: ScorerKeyDep) -> Response:
         orjson.loads(await request.body())  # parse the same JSON, return a constant
         return Response(b'{"probability":0.5,"churn":false}', media_type="application/json")
 
-    import lightgbm
+    import mlflow
 
-    booster = lightgbm.Booster(model_str=model.estimator.model_text)
+    # The seed's way, for any model family: the registered pyfunc, a one-row DataFrame.
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
 
     @app.post("/bench/seed")
     async def seed(request: Request, _principal: ScorerKeyDep) -> Response:
         payload = orjson.loads(await request.body())
-        frame = pd.DataFrame([payload])  # the seed's way: a one-row DataFrame, then the
-        p = booster.predict(model.encoder.transform(frame))[0]  # the library's own predict
-        return Response(orjson.dumps({"probability": float(p)}), media_type="application/json")
+        p = float(pyfunc.predict(pd.DataFrame([payload]))["probability"].iloc[0])
+        return Response(orjson.dumps({"probability": p}), media_type="application/json")
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
