@@ -693,9 +693,10 @@ class Smoke:
             except subprocess.TimeoutExpired:
                 last = f"timed out after {timeout:g} s"
             if time.monotonic() > deadline:
+                logs = f"\n{service} stderr:\n{tail(proc.stderr)}" if proc else ""
                 raise Failed(
                     f"health check {self.show(check)} failing after {budget:g} s "
-                    f"(compose start_period + interval x retries): {last}"
+                    f"(compose start_period + interval x retries): {last}{logs}"
                 )
             time.sleep(1.0)
 
@@ -740,8 +741,8 @@ class Smoke:
             result.ok = True
             self.done.add(service)
             return proc
-        except Failed as exc:
-            result.answer, result.ok = str(exc), False
+        except Exception as exc:  # any error fails this row, then the run
+            result.answer, result.ok = f"{type(exc).__name__}: {exc}", False
             raise
         finally:
             result.seconds = round(time.perf_counter() - started, 2)
@@ -805,8 +806,8 @@ class Smoke:
         except subprocess.TimeoutExpired as exc:
             result.answer, result.ok = f"did not finish within {timeout:g} s", False
             raise Failed(result.answer) from exc
-        except Failed as exc:
-            result.answer, result.ok = str(exc), False
+        except Exception as exc:  # any error fails this row, then the run
+            result.answer, result.ok = f"{type(exc).__name__}: {exc}", False
             raise
         finally:
             result.seconds = round(time.perf_counter() - started, 2)
@@ -1475,6 +1476,8 @@ def main(argv: list[str] | None = None) -> int:
         error = f"{type(exc).__name__}: {exc}"
     finally:
         smoke.cleanup()
+    if error and not args.keep:
+        error += "\n(rerun with --keep to keep every service's logs under the temporary root)"
     data = report(smoke, time.perf_counter() - started, error)
     if args.json:
         print(json.dumps(data, indent=2))

@@ -55,9 +55,13 @@ def test_the_docs_table_names_the_fields() -> None:
     assert {"request_id", "method", "path", "status", "latency_ms", "key"} <= fields["access lines"]
 
 
-@pytest.fixture
-def served_lines(trained_home: Path, tmp_path: Path) -> dict[str, Any]:
-    """Run ``churnops serve --workers 2``, send requests, stop it; return its stderr lines."""
+@pytest.fixture(scope="module")
+def served_lines(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run ``churnops serve --workers 2``, send requests, stop it; return its stderr lines.
+
+    Once per module: both tests read the same run (starting two workers costs seconds).
+    """
+    tmp_path = tmp_path_factory.mktemp("serve-logs")
     database = f"sqlite:///{tmp_path / 'ops.db'}"
     key = create_key(Settings(home=trained_home, database_url=database), "loki", "scorer")["key"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURNOPS_", "MLFLOW_"))} | {
