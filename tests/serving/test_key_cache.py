@@ -63,3 +63,32 @@ def test_a_cache_period_of_zero_always_reads_the_store(settings: Settings) -> No
         assert await cache.lookup(key) is None
 
     asyncio.run(scenario())
+
+
+def test_a_new_key_sent_by_many_connections_at_once_is_accepted_by_all(
+    settings: Settings,
+) -> None:
+    """Concurrent first requests with a key created a moment ago all wait for one read.
+
+    Before, the first one started the store read and the others, inside the one-second
+    miss window, were answered 401 from the old keys (seen as a stray non-2xx under load).
+    """
+    cache = KeyCache(settings)
+    cache.refresh()
+    key = create_key(settings, "crm", "scorer")["key"]
+    reads = 0
+    real_refresh = cache.refresh
+
+    def counted_refresh() -> None:
+        nonlocal reads
+        reads += 1
+        real_refresh()
+
+    async def scenario() -> list[Principal | None]:
+        cache.refresh = counted_refresh  # type: ignore[method-assign]
+        return await asyncio.gather(*(cache.lookup(key) for _ in range(16)))
+
+    found = asyncio.run(scenario())
+    assert found == [Principal("crm", "scorer")] * 16
+    assert reads == 1
+    assert asyncio.run(cache.lookup("chk_made_up")) is None  # an unknown key still fails

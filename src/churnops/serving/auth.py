@@ -189,9 +189,16 @@ class KeyCache:
             else:
                 await self._refresh_shared()
         found = self._keys.get(digest)
-        if found is None and now - self._miss_refresh_at > MISS_REFRESH_SECONDS:
-            self._miss_refresh_at = now
-            await self._refresh_shared()
+        if found is None:
+            if now - self._miss_refresh_at > MISS_REFRESH_SECONDS:
+                self._miss_refresh_at = now
+                await self._refresh_shared()
+            elif self._pending is not None:
+                # A refresh is reading the store right now (often for this very key, sent
+                # by several connections at once): its answer decides, not the old keys.
+                await asyncio.shield(self._pending)
+            else:
+                return None
             found = self._keys.get(digest)
         return found
 
