@@ -424,14 +424,34 @@ def _fields(chunk: str) -> dict[str, str]:
 
 def _probes(compiled: CompiledTrees, limit: int = 2000) -> np.ndarray:
     """Rows that exercise every split: zeros, NaNs, and each threshold ± one ulp."""
-    width = compiled.width
+    return split_probes(compiled.width, compiled.nodes[:, 0], compiled.thresholds, limit=limit)
+
+
+def split_probes(
+    width: int,
+    features: np.ndarray,
+    thresholds: np.ndarray,
+    precision: type[np.floating[Any]] = np.float64,
+    limit: int = 2000,
+) -> np.ndarray:
+    """Rows that exercise splits (``features[k]`` at ``thresholds[k]``) of any tree family.
+
+    Zeros, NaNs, ones, minus ones; each threshold and its float64 neighbours (and, for a
+    family that compares in float32 — ``precision`` — its float32 neighbours, since a
+    float64 neighbour rounds back onto a float32 threshold); then mixed rows with a random
+    threshold (or a neighbour) on every feature at once, to walk deep paths.
+    """
     rows = [np.zeros(width), np.full(width, np.nan), np.ones(width), np.full(width, -1.0)]
     rng = np.random.default_rng(0)
-    pairs = list(zip(compiled.nodes[:, 0].tolist(), compiled.thresholds.tolist(), strict=True))
+    pairs = list(zip(np.asarray(features).tolist(), np.asarray(thresholds).tolist(), strict=True))
     rng.shuffle(pairs)
     base = np.zeros(width)
     for f, cut in pairs[: limit // 3]:
-        for value in (cut, np.nextafter(cut, -np.inf), np.nextafter(cut, np.inf)):
+        values = [cut, np.nextafter(cut, -np.inf), np.nextafter(cut, np.inf)]
+        if precision is not np.float64:
+            narrow = precision(cut)
+            values += [float(np.nextafter(narrow, -np.inf)), float(np.nextafter(narrow, np.inf))]
+        for value in dict.fromkeys(values):
             row = base.copy()
             row[f] = value
             rows.append(row)
@@ -442,5 +462,10 @@ def _probes(compiled: CompiledTrees, limit: int = 2000) -> np.ndarray:
     mixed = np.zeros((200, width))
     for f, cuts in cuts_by_feature.items():  # one column at a time, 200 rows at once
         picked = np.asarray(cuts)[rng.integers(len(cuts), size=len(mixed))]
-        mixed[:, f] = picked + rng.choice([-1.0, 0.0, 1.0], size=len(mixed)) * np.abs(picked) * 1e-9
+        step = rng.choice([-1.0, 0.0, 1.0], size=len(mixed))
+        if precision is np.float64:
+            mixed[:, f] = picked + step * np.abs(picked) * 1e-9
+        else:  # a relative 1e-9 is below float32's resolution: step by its ulp
+            narrow = picked.astype(precision)
+            mixed[:, f] = np.nextafter(narrow, narrow + step.astype(precision))
     return np.vstack([np.array(rows, dtype=np.float64), mixed])

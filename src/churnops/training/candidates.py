@@ -140,9 +140,15 @@ def _xgboost_build(params: dict[str, Any], seed: int, layout: CodeLayout) -> Any
 
 
 def _xgboost_native(model: Any) -> XGBoostEstimator:
+    from churnops.scoring.xgboost_trees import compile_xgboost
+
     booster = model.get_booster()
     begin, end = model._get_iteration_range(None)  # what predict_proba uses
-    return XGBoostEstimator(booster.copy(), booster.num_features(), (begin, end))
+    width = booster.num_features()
+    # As for LightGBM: the walk is checked against the booster here, where XGBoost is
+    # loaded, and the verdict travels with the artifact so serving needs no xgboost.
+    compiled = compile_xgboost(booster, width, (begin, end)) is not None
+    return XGBoostEstimator(booster.copy(), width, (begin, end), compiled)
 
 
 CATBOOST_DEFAULTS: dict[str, Any] = {
