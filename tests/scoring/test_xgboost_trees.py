@@ -91,6 +91,18 @@ def test_compiled_margins_are_xgboosts(fitted: Any) -> None:
     )
 
 
+def test_with_the_locked_xgboost_the_walk_is_the_same_bits(fitted: Any) -> None:
+    """Stronger than the tolerance: XGBoost's float32 operations in XGBoost's order.
+
+    ``CHECK_TOLERANCE`` is the contract (an XGBoost upgrade may reorder its float32 sum;
+    training then still verifies within it). With the XGBoost in uv.lock the margins are
+    identical, so a walk that sums in another order or rounds differently fails here.
+    """
+    booster, iteration_range, native = fitted
+    X, _y = _data(12, 2000)
+    assert np.array_equal(native.margins(X), _xgboost_margins(booster, X, iteration_range))
+
+
 def test_split_conditions_and_their_neighbours_go_xgboosts_way(fitted: Any) -> None:
     """At a condition, one float32 ulp below, and a float64 ulp below (rounds back up)."""
     booster, iteration_range, native = fitted
