@@ -25,6 +25,7 @@ from churnops.features.encoder import FeatureEncoder
 
 MAX_SENT_CHARS = 120  # echo at most this much of a bad value back to the client
 MAX_PROBLEMS = 50
+_NUMBERS = {int, float, type(None)}  # what the numeric column pass converts with numpy
 
 
 def _sent(value: Any) -> Any:
@@ -188,9 +189,9 @@ class RecordCodec:
 def _judge_values(rule: ColumnRule, values: list[Any]) -> np.ndarray | None:
     """Return one column's encoded values when the rule accepts them all, else None."""
     types = set(map(type, values))
-    if rule.kind == "numeric" and types <= {int, float}:
+    if rule.kind == "numeric" and types <= _NUMBERS:
         try:
-            column = np.array(values, dtype=np.float64)
+            column = np.array(values, dtype=np.float64)  # None becomes NaN: both are missing
         except OverflowError:
             return None
         # The rule's own checks, as numpy: NaN is missing, then finite, then the range.
