@@ -118,7 +118,7 @@ def refit_families(result: TrainResult) -> dict[str, Estimator]:
     X = encoder.transform(result.train_frame)
     y = result.contract.target_series(result.train_frame[result.contract.target])
     best: dict[str, Any] = {}
-    for trial in result.trials:
+    for trial in result.trials:  # the best complete trial, as the tuner picks it
         if trial.score is not None and trial.score > best.get(trial.family, (-1.0, None))[0]:
             best[trial.family] = (trial.score, trial.params)
     natives = {}

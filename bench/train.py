@@ -26,7 +26,7 @@ import pandas as pd
 from churnops.config import Settings
 from churnops.training.run import train
 
-FAMILIES = ("logistic", "lightgbm", "xgboost")
+FAMILIES = ("logistic", "lightgbm", "xgboost", "catboost")
 
 
 def linear_table(n: int = 6000, seed: int = 0) -> pd.DataFrame:

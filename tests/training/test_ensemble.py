@@ -124,7 +124,7 @@ def test_nested_cv_scores_each_fold_with_weights_fitted_without_it() -> None:
 
 
 def test_weights_are_non_negative_and_a_useless_member_is_dropped() -> None:
-    """A member that is the others' mirror image gets weight 0, and the blend needs two."""
+    """A member that is the other's mirror image gets weight 0: one member is no ensemble."""
     rng = np.random.default_rng(1)
     n = 600
     z = rng.normal(size=n)
@@ -134,8 +134,12 @@ def test_weights_are_non_negative_and_a_useless_member_is_dropped() -> None:
     _intercept, weights = fit_weights(np.column_stack([logit(good), logit(mirror)]), y)
     assert weights.min() >= 0
     folds = stratified_folds(y, 3, 0)
-    results = [_family("good", good, 0.9), _family("mirror", mirror, 0.1)]
-    assert blend_families(results, y, folds, "roc_auc") is None
+    results = [_family("good", good, 0.5), _family("mirror", mirror, 0.1)]
+    blend = blend_families(results, y, folds, "roc_auc")
+    assert blend is not None
+    assert blend.families == ["good"]
+    assert blend.score > 0.5 + MIN_GAIN  # scores well, but a one-member blend is not chosen
+    assert not blend.beats(results[0])
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:

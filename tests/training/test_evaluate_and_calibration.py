@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from churnops.training.calibration import choose_calibration
+from churnops.training.calibration import MAX_AUC_LOSS, choose_calibration
 from churnops.training.evaluate import (
     METRIC_NAMES,
     classification_metrics,
@@ -49,3 +49,14 @@ def test_calibrated_scores_are_left_alone() -> None:
     p = rng.random(5000)
     y = (rng.random(5000) < p).astype(int)
     assert choose_calibration(p, y).method == "none"
+
+
+def test_a_calibrator_that_ties_the_ranking_is_not_used() -> None:
+    """Isotonic wins on Brier here, but its steps cost ROC-AUC: sigmoid is used instead."""
+    rng = np.random.default_rng(2)
+    true_p = rng.random(4000)
+    y = (rng.random(4000) < true_p).astype(int)
+    choice = choose_calibration(true_p**3, y)
+    assert choice.brier["isotonic"] < choice.brier["sigmoid"] < choice.brier["none"]
+    assert choice.roc_auc["isotonic"] < choice.roc_auc["none"] - MAX_AUC_LOSS
+    assert choice.method == "sigmoid"

@@ -100,7 +100,6 @@ def test_no_step_runs_without_progress(trained: tuple[TrainResult, Progress]) ->
         "validate data",
         "tune logistic",
         "tune lightgbm",
-        "tune xgboost",
         "tune catboost",
         "blend families",
         "calibrate + threshold",

@@ -35,7 +35,8 @@ class Blend:
     """The fitted blend of some families, with its nested CV score and predictions."""
 
     families: list[str]
-    """The members (weight > 0), in the order the tuner ran them."""
+    """The members (weight > 0), in the order the tuner ran them; one when a single
+    family takes all the weight."""
     weights: list[float]
     intercept: float
     score: float
@@ -44,8 +45,9 @@ class Blend:
     """Nested out-of-fold probabilities (what calibration and the threshold are fitted on)."""
 
     def beats(self, best: FamilyResult) -> bool:
-        """Return whether the blend's CV score beats ``best``'s by more than ``MIN_GAIN``."""
-        return self.score > best.best_score + MIN_GAIN
+        """Return whether this is a blend (two members or more) whose CV score beats
+        ``best``'s by more than ``MIN_GAIN``."""
+        return len(self.families) > 1 and self.score > best.best_score + MIN_GAIN
 
 
 def fit_weights(margins: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -75,10 +77,12 @@ def blend_families(
     folds: list[tuple[np.ndarray, np.ndarray]],
     metric: str,
 ) -> Blend | None:
-    """Blend every tuned family on its out-of-fold margins; None when fewer than two count.
+    """Blend every tuned family on its out-of-fold margins (None for fewer than two).
 
     ``folds`` must be the folds the families were tuned on (each row's out-of-fold
-    prediction comes from the fold that held it out).
+    prediction comes from the fold that held it out). The blend is returned even when
+    one member takes all the weight (it is then no ensemble, see :meth:`Blend.beats`), so
+    its nested score is reported either way.
     """
     if len(results) < 2:
         return None
@@ -91,7 +95,7 @@ def blend_families(
     score = float(np.mean([score_metric(metric, y[e], oof[e]) for _, e in folds]))
     intercept, weights = fit_weights(margins, y)
     kept = np.flatnonzero(weights > 0)
-    if len(kept) < 2:
+    if len(kept) == 0:
         return None
     return Blend(
         [results[i].family for i in kept],

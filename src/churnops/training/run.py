@@ -53,7 +53,8 @@ class TrainResult:
     """Family -> the trial whose configuration was refitted and registered (one per
     member for an ensemble)."""
     blend: Blend | None
-    """The blend of the tuned families, chosen or not (None: not tried, or < 2 members)."""
+    """The blend of the tuned families, chosen or not (None: one family, switched off, or
+    no family given any weight)."""
     importance: dict[str, float]
     train_frame: pd.DataFrame = field(repr=False)
     holdout_frame: pd.DataFrame = field(repr=False)

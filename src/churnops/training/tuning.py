@@ -38,12 +38,17 @@ class TrialRecord:
 
     @classmethod
     def from_optuna(cls, family: str, trial: optuna.trial.FrozenTrial) -> TrialRecord:
-        """Copy what a finished Optuna trial says into a record (its times are set)."""
+        """Copy what a finished Optuna trial says into a record (its times are set).
+
+        Optuna gives a pruned trial the running mean of the folds it finished as its
+        value; that is not a CV score comparable to the others, so the record has none.
+        """
+        complete = trial.state.name == "COMPLETE"
         return cls(
             family,
             trial.number,
             dict(trial.params),
-            None if trial.value is None else float(trial.value),
+            float(trial.value) if complete and trial.value is not None else None,
             trial.state.name.lower(),
             trial.datetime_start.timestamp(),  # type: ignore[union-attr]
             trial.duration.total_seconds(),  # type: ignore[union-attr]
