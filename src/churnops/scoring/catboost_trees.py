@@ -8,10 +8,11 @@ question once (a bit per split), then each tree's leaf is the number those bits 
 
 How categoricals reach CatBoost (:class:`CodeLayout`): the encoder writes a categorical as
 a one-hot block; CatBoost gets the block as one integer column (the level's position, -1
-for none), declared categorical, so it builds its own target statistics (CTRs) for it.
-Training limits CTRs to single columns (``max_ctr_complexity=1``); then every categorical
-split depends on one column's level alone, and a column has a few known levels. So each
-such split becomes a lookup table, level -> bit, *read from CatBoost itself*:
+for none), declared categorical, and splits on it its own way: one-hot splits on a level
+for a small column, target statistics (CTRs) for a large one. Training limits CTRs to
+single columns (``max_ctr_complexity=1``); then every categorical split depends on one
+column's level alone, and a column has a few known levels. So each such split becomes a
+lookup table, level -> bit, *read from CatBoost itself*:
 :func:`compile_catboost` scores probe rows that vary one column's level at a time with
 ``calc_leaf_indexes`` and takes each split's bit from the leaf index. No CTR arithmetic or
 CatBoost string hashing is re-implemented; the tables are data in the artifact.
