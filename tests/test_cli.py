@@ -106,7 +106,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
     assert "Traceback" not in missing.output
     make_customers(100).to_csv(tmp_path / "c.csv", index=False)
     bad = run(
-        "train", str(tmp_path / "c.csv"), "--target", "churn", "--families", "catboost", code=2
+        "train", str(tmp_path / "c.csv"), "--target", "churn", "--families", "lightning", code=2
     )
     assert bad["error"] == "ConfigError"
     no_model = run("promote", code=3)
