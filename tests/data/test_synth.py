@@ -11,6 +11,7 @@ import pytest
 
 from churnops.data.contract import infer_contract
 from churnops.data.demo import DEMO_ID, DEMO_TARGET, load_demo
+from churnops.data.sources import read_parquet
 from churnops.data.synth import generate_chunks, write_synthetic
 from churnops.data.validation import validate
 
@@ -76,6 +77,6 @@ def test_same_seed_same_table_and_dates_span_the_window(tmp_path: Path) -> None:
     """A seed reproduces the table; snapshot dates fall inside the requested days."""
     a = write_synthetic(tmp_path / "a.parquet", 2_000, seed=9, start_date=date(2026, 1, 1), days=3)
     b = write_synthetic(tmp_path / "b.csv", 2_000, seed=9, start_date=date(2026, 1, 1), days=3)
-    left, right = pd.read_parquet(a), pd.read_csv(b)
+    left, right = read_parquet(a), pd.read_csv(b)
     pd.testing.assert_frame_equal(left, right, check_dtype=False)
     assert set(left["snapshot_date"]) == {"2026-01-01", "2026-01-02", "2026-01-03"}

@@ -632,9 +632,9 @@ def prepare_home(cwd: Path) -> str:
     ``churnops train``), the tables the page names, v1 trained, v2 trained and promoted,
     two scored dates, and the CRM's scorer key.
     """
-    import pandas as pd
 
     from churnops.batch.job import score
+    from churnops.data.sources import read_parquet
     from churnops.data.synth import write_synthetic
     from churnops.registry import promote
     from churnops.serving.auth import create_key
@@ -645,10 +645,10 @@ def prepare_home(cwd: Path) -> str:
     write_synthetic(cwd / "data" / "today.parquet", 2000, seed=2, drift=1.0)
     write_synthetic(cwd / "data" / "accepted.parquet", 2000, seed=3, drift=1.0)
     settings = _settings(cwd)
-    table = pd.read_parquet(customers)
+    table = read_parquet(customers)
     first = train_and_register(table, settings, target="churn", id_column="customer_id")
     assert first["model_version"] == "1"
-    other = pd.read_parquet(write_synthetic(cwd / "data" / "march.parquet", 2000, seed=4))
+    other = read_parquet(write_synthetic(cwd / "data" / "march.parquet", 2000, seed=4))
     second = train_and_register(other, settings, target="churn", id_column="customer_id")
     assert second["model_version"] == "2"
     assert promote(settings, min_delta=-1.0).decision == "promoted"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from churnops.config import Settings
+from churnops.data.sources import read_parquet
 from churnops.registry.models import HOLDOUT_ARTIFACT, REFERENCE_ARTIFACT, load_run_frame
 from tests.conftest import home_tracking_uri
 
@@ -36,7 +37,6 @@ print(json.dumps({{"rows": len(frame), "mlflow": "mlflow" in sys.modules}}))
 
 def test_the_in_place_read_equals_mlflows_download(trained_home: Path) -> None:
     import mlflow
-    import pandas as pd
 
     from churnops.registry import get_version
     from churnops.registry.tracking import configure
@@ -46,4 +46,4 @@ def test_the_in_place_read_equals_mlflows_download(trained_home: Path) -> None:
     configure(settings)
     for artifact in (HOLDOUT_ARTIFACT, REFERENCE_ARTIFACT):
         downloaded = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact)
-        assert load_run_frame(settings, run_id, artifact).equals(pd.read_parquet(downloaded))
+        assert load_run_frame(settings, run_id, artifact).equals(read_parquet(downloaded))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from churnops.config import Settings
+from churnops.data.sources import read_parquet
 from churnops.errors import ModelIntegrityError, ModelNotFoundError, RegistryError
 from churnops.redact import redact
 from churnops.registry.catalog import (
@@ -320,7 +321,7 @@ def load_run_frame(
 
     root = local_path(_catalog(settings).artifact_root(run_id))
     if root is not None and (root / artifact).is_file():
-        return pd.read_parquet(root / artifact)
+        return read_parquet(root / artifact)
     import mlflow
 
     configure(settings)
@@ -328,7 +329,7 @@ def load_run_frame(
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact)
     except Exception as exc:
         raise RegistryError(f"Run {run_id} has no artifact {artifact}: {exc}") from exc
-    return pd.read_parquet(local)
+    return read_parquet(local)
 
 
 @contextmanager
