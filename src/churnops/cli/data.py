@@ -30,7 +30,7 @@ DbOption = typer.Option(None, "--db", help="SQLAlchemy URL of a database to read
 TableOption = typer.Option(None, "--table", help="Table to read when --db is given.")
 
 
-def read_source(data: Path | None, db: str | None, table: str | None):
+def read_source(data: str | Path | None, db: str | None, table: str | None):
     """Read the table a command was pointed at (file or SQL)."""
     from churnops.data.sources import read_table
 

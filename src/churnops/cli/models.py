@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @handle_errors
 def train_command(
-    data: Path | None = DataArg,
+    data: str | None = DataArg,
     target: str = typer.Option(..., "--target", help="The churn label column."),
     id_column: str | None = typer.Option(None, "--id", help="The customer id column."),
     positive: str | None = typer.Option(None, "--positive", help="Label meaning churn."),
