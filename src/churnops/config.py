@@ -12,9 +12,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -28,6 +28,16 @@ from churnops.redact import redact
 
 Metric = Literal["roc_auc", "pr_auc", "f1"]
 ThresholdStrategy = Literal["f1", "profit"]
+
+
+def _path_or_url(value: Any) -> Any:
+    """Keep a URL (``s3://bucket/key``) as text: a ``Path`` would fold its ``//`` away."""
+    if isinstance(value, str) and "://" not in value:
+        return Path(value)
+    return value
+
+
+PathOrUrl = Annotated[Path | str, BeforeValidator(_path_or_url)]
 
 
 class Settings(BaseSettings):
@@ -48,6 +58,12 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURNOPS_TRACKING_URI"),
         description="MLflow tracking store; default SQLite under home.",
+    )
+    artifact_location: str | None = Field(
+        None,
+        description="Where MLflow keeps the experiment's artifacts (models, reports): a "
+        "folder or s3://bucket/prefix (credentials and endpoint from the AWS_* variables); "
+        "default home/mlartifacts with a local store. Read when the experiment is created.",
     )
     redis_url: str | None = Field(
         None, description="Redis shared by every API worker and replica for rate-limit buckets."
@@ -212,7 +228,14 @@ class Settings(BaseSettings):
     report_sample_rows: int = Field(
         10_000, ge=100, description="Rows per side the Evidently report sees."
     )
-    pipeline_source: Path | None = Field(None, description="Customer table `pipeline run` reads.")
+    reports_location: str | None = Field(
+        None,
+        description="Where monitoring HTML reports go: a folder or s3://bucket/prefix; "
+        "default home/reports for `pipeline run`, none for `monitor` without --report.",
+    )
+    pipeline_source: PathOrUrl | None = Field(
+        None, description="Customer table `pipeline run` reads: a file or s3://bucket/key."
+    )
     pipeline_target: str = Field(
         "churn", description="Label column when there is no champion contract to take it from."
     )

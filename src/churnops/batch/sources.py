@@ -2,6 +2,8 @@
 
 Each chunk keeps the source's row position (``offset``) so rejected rows can be reported
 by row number, and the reader digests what it reads so a run records which data it saw.
+Files may be local or ``s3://`` objects (:mod:`churnops.data.storage`); an object is
+digested by its bytes like a file, so the same table has the same digest wherever it is.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from churnops.data.sources import CSV_SUFFIXES, PARQUET_SUFFIXES, checked_file
+from churnops.data.storage import Location, storage_error
 from churnops.errors import DataSourceError
 
 
@@ -33,7 +36,7 @@ class ChunkedSource:
     kind: str  # parquet | csv | sql
     chunk_rows: int
     total_rows: int | None = None  # known up front for Parquet only
-    path: Path | None = None
+    location: Location | None = None
     db: str | None = None
     table: str | None = None
     _hash: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
@@ -64,24 +67,44 @@ class ChunkedSource:
             yield Chunk(offset, frame)
             offset += len(frame)
 
+    @property
+    def path(self) -> str | None:
+        """Return the file's path or the object's ``s3://`` URL (None for a SQL table)."""
+        return self.location.text if self.location else None
+
     def digest_file(self) -> None:
-        """Digest the file's bytes (streamed: memory stays flat)."""
-        with self.path.open("rb") as file:  # type: ignore[union-attr]
-            while block := file.read(1 << 20):
-                self._hash.update(block)
+        """Digest the file's or object's bytes (streamed: memory stays flat).
+
+        An object is hashed by its content, not its ETag: an ETag is an MD5 of the bytes
+        only for single-part uploads without KMS encryption, so the same table uploaded by
+        another tool (or part size) would look like new data.
+        """
+        location: Location = self.location  # type: ignore[assignment]
+        try:
+            with location.input_stream() as file:
+                while block := file.read(1 << 20):
+                    self._hash.update(block)
+        except OSError as exc:
+            raise storage_error(location.text, exc) from exc
 
     def _parquet(self, categorical: Collection[str], ids: str | None) -> Iterator[pd.DataFrame]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = pq.read_schema(self.path)
+        location: Location = self.location  # type: ignore[assignment]
+        schema = pq.read_schema(location.path, filesystem=location.filesystem)
         text = {
             f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
         }
         dictionary = [name for name in categorical if name in text]
         # pre_buffer off: with it, the reader keeps every row group it has read cached
         # until the file closes, so memory grew with the file (~20 bytes per row).
-        with pq.ParquetFile(self.path, read_dictionary=dictionary, pre_buffer=False) as file:
+        with pq.ParquetFile(
+            location.path,
+            read_dictionary=dictionary,
+            pre_buffer=False,
+            filesystem=location.filesystem,
+        ) as file:
             for batch in file.iter_batches(batch_size=self.chunk_rows):
                 if ids not in text:
                     yield batch.to_pandas()
@@ -93,10 +116,16 @@ class ChunkedSource:
                 yield frame
 
     def _csv(self) -> Iterator[pd.DataFrame]:
-        sep = "\t" if self.path.suffix.lower() == ".tsv" else ","  # type: ignore[union-attr]
+        location: Location = self.location  # type: ignore[assignment]
+        sep = "\t" if location.suffix == ".tsv" else ","
         try:
-            with pd.read_csv(self.path, sep=sep, chunksize=self.chunk_rows) as reader:
+            with (
+                location.readable() as source,
+                pd.read_csv(source, sep=sep, chunksize=self.chunk_rows) as reader,
+            ):
                 yield from reader
+        except OSError as exc:
+            raise storage_error(location.text, exc) from exc
         except (ValueError, pd.errors.ParserError) as exc:
             raise DataSourceError(f"Could not read {self.path}: {exc}") from exc
 
@@ -122,22 +151,24 @@ def open_source(
     table: str | None = None,
     chunk_rows: int = 100_000,
 ) -> ChunkedSource:
-    """Check that a source exists and open it for chunked reading."""
+    """Check that a source (a file, an ``s3://`` object or a table) exists; open it."""
     file = checked_file(path, db=db, table=table)
     if file is None:
         _check_table(db, table)  # type: ignore[arg-type]
         return ChunkedSource(f"{_safe_url(db)}#{table}", "sql", chunk_rows, db=db, table=table)
-    suffix = file.suffix.lower()
+    suffix = file.suffix
     if suffix in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
         try:
-            rows = pq.ParquetFile(file).metadata.num_rows
-        except (OSError, ValueError) as exc:
+            rows = pq.read_metadata(file.path, filesystem=file.filesystem).num_rows
+        except OSError as exc:
+            raise storage_error(file.text, exc) from exc
+        except ValueError as exc:
             raise DataSourceError(f"Could not read {file}: {exc}", {"path": str(file)}) from exc
-        opened = ChunkedSource(str(file), "parquet", chunk_rows, total_rows=rows, path=file)
+        opened = ChunkedSource(str(file), "parquet", chunk_rows, total_rows=rows, location=file)
     elif suffix in CSV_SUFFIXES:
-        opened = ChunkedSource(str(file), "csv", chunk_rows, path=file)
+        opened = ChunkedSource(str(file), "csv", chunk_rows, location=file)
     else:
         raise DataSourceError(
             f"Unknown data format {suffix!r} for {file}: expected .csv, .tsv or .parquet.",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from churnops.cli.output import JsonOption, console, handle_errors, out, print_json, progress_bars
@@ -27,8 +25,10 @@ def _date(value: str | None, option: str = "--date"):
 
 @handle_errors
 def score_command(
-    source: Path | None = typer.Argument(
-        None, help="CSV or Parquet file (or use --db/--table).", show_default=False
+    source: str | None = typer.Argument(
+        None,
+        help="CSV or Parquet file, or s3://bucket/key (or use --db/--table).",
+        show_default=False,
     ),
     db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL to read the table from."),
     table: str | None = typer.Option(None, "--table", help="Table to read when --db is given."),

@@ -24,14 +24,16 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Get demo data and build data contracts.", no_args_is_help=True)
 
 DataArg = typer.Argument(
-    None, help="CSV or Parquet file (or use --db/--table).", show_default=False
+    None,
+    help="CSV or Parquet file, or s3://bucket/key (or use --db/--table).",
+    show_default=False,
 )
 DbOption = typer.Option(None, "--db", help="SQLAlchemy URL of a database to read from.")
 TableOption = typer.Option(None, "--table", help="Table to read when --db is given.")
 
 
 def read_source(data: str | Path | None, db: str | None, table: str | None):
-    """Read the table a command was pointed at (file or SQL)."""
+    """Read the table a command was pointed at (file, ``s3://`` object or SQL)."""
     from churnops.data.sources import read_table
 
     return read_table(data, db=db, table=table)
@@ -67,7 +69,7 @@ def demo_data(
 @app.command("contract")
 @handle_errors
 def contract(
-    data: Path | None = DataArg,
+    data: str | None = DataArg,
     target: str = typer.Option(..., "--target", help="The churn label column."),
     id_column: str | None = typer.Option(None, "--id", help="The customer id column."),
     positive: str | None = typer.Option(None, "--positive", help="Label meaning churn."),
@@ -108,7 +110,7 @@ def contract(
 
 
 def validate_command(
-    data: Path | None = DataArg,
+    data: str | None = DataArg,
     contract_file: Path | None = typer.Option(None, "--contract", help="Contract JSON file."),
     target: str | None = typer.Option(None, "--target", help="Infer a contract with this label."),
     id_column: str | None = typer.Option(None, "--id", help="Id column when inferring."),
@@ -119,6 +121,7 @@ def validate_command(
 ) -> None:
     """Validate a table against a contract (file, inferred, or the champion's); exit 1 on errors."""
     from churnops.data.sources import CSV_SUFFIXES
+    from churnops.data.storage import is_object_url
     from churnops.data.validation import csv_first_line, validate
     from churnops.progress import step
 
@@ -127,9 +130,10 @@ def validate_command(
             df = read_source(data, db, table)
         with step(progress, "contract"):
             used, origin = _contract_for(df, contract_file, target, id_column)
-        first_line = None
-        if data is not None and not (db or table) and data.suffix.lower() in CSV_SUFFIXES:
-            first_line = csv_first_line(data, len(df))
+        first_line = None  # line numbers are counted in local CSV files only
+        local = data is not None and not (db or table) and not is_object_url(data)
+        if local and Path(data).suffix.lower() in CSV_SUFFIXES:  # type: ignore[arg-type]
+            first_line = csv_first_line(data, len(df))  # type: ignore[arg-type]
         with step(progress, "validate"):
             report = validate(df, used, require_target=not scoring, first_line=first_line).report
     if as_json:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -17,15 +16,20 @@ pipeline_app = typer.Typer(
 
 @handle_errors
 def monitor_command(
-    current: Path = typer.Argument(..., help="The batch to check (CSV or Parquet)."),
-    reference: Path | None = typer.Option(
+    current: str = typer.Argument(
+        ..., help="The batch to check: CSV or Parquet file, or s3://bucket/key."
+    ),
+    reference: str | None = typer.Option(
         None, "--reference", help="Compare with this table (default: champion's training data)."
     ),
-    labels: Path | None = typer.Option(
+    labels: str | None = typer.Option(
         None, "--labels", help="Late labels: id + target columns, joined to CURRENT by id."
     ),
-    report: Path | None = typer.Option(
-        None, "--report", help="Write the HTML report here (and log it to MLflow)."
+    report: str | None = typer.Option(
+        None,
+        "--report",
+        help="Write the HTML report to this file or s3://bucket/key (and log it to MLflow); "
+        "default: in reports_location when that is set.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -34,6 +38,12 @@ def monitor_command(
     from churnops.progress import step
 
     settings = get_settings()
+    if report is None and settings.reports_location:
+        from datetime import UTC, datetime
+
+        from churnops.monitoring.report import report_location
+
+        report = str(report_location(settings, f"monitor-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.html"))
     with progress_bars() as progress:
         with step(progress, "monitor: read tables"):
             from churnops.data.sources import read_table
@@ -46,8 +56,8 @@ def monitor_command(
             reference=frames[1],
             labels=frames[2],
             report=report,
-            current_name=str(current),
-            reference_name=str(reference) if reference else None,
+            current_name=current,
+            reference_name=reference,
             progress=progress,
         )
     summary = result.to_dict()
@@ -127,8 +137,10 @@ def print_monitoring(summary: dict[str, Any]) -> None:
 @pipeline_app.command("run")
 @handle_errors
 def pipeline_run(
-    source: Path | None = typer.Option(
-        None, "--source", help="Customer table (default: CHURNOPS_PIPELINE_SOURCE)."
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="Customer table, a file or s3://bucket/key (default: CHURNOPS_PIPELINE_SOURCE).",
     ),
     as_json: bool = JsonOption,
 ) -> None:

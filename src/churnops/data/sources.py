@@ -1,4 +1,8 @@
-"""Read a customer table from CSV, Parquet or a SQL table into a DataFrame."""
+"""Read a customer table from CSV, Parquet or a SQL table into a DataFrame.
+
+Files may be local paths or ``s3://`` objects (:mod:`churnops.data.storage`): both are
+read by the same readers, pyarrow handed the object's filesystem, pandas its stream.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from churnops.data.storage import Location, existing, locate, storage_error
 from churnops.errors import DataSourceError
 
 CSV_SUFFIXES = {".csv", ".txt", ".tsv"}
@@ -16,7 +21,7 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 def read_table(
     path: str | Path | None = None, *, db: str | None = None, table: str | None = None
 ) -> pd.DataFrame:
-    """Read a table from a file path or from ``table`` in the database at ``db``.
+    """Read a table from a file path, an ``s3://`` URL or ``table`` in the database at ``db``.
 
     Columns are kept as the file has them (text stays text) so that validation can report
     dirty cells by row instead of pandas silently turning them into NaN.
@@ -24,14 +29,17 @@ def read_table(
     file = checked_file(path, db=db, table=table)
     if file is None:
         return _read_sql(db, table)  # type: ignore[arg-type]
-    suffix = file.suffix.lower()
+    suffix = file.suffix
     try:
         if suffix in PARQUET_SUFFIXES:
             return read_parquet(file)
         if suffix in CSV_SUFFIXES:
             sep = "\t" if suffix == ".tsv" else ","
-            return pd.read_csv(file, sep=sep, low_memory=False)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+            with file.readable() as source:
+                return pd.read_csv(source, sep=sep, low_memory=False)
+    except OSError as exc:
+        raise storage_error(file.text, exc) from exc
+    except (ValueError, pd.errors.ParserError) as exc:
         raise DataSourceError(f"Could not read {file}: {exc}", {"path": str(file)}) from exc
     raise DataSourceError(
         f"Unknown data format {suffix!r} for {file}: expected .csv, .tsv or .parquet.",
@@ -39,33 +47,32 @@ def read_table(
     )
 
 
-def read_parquet(path: str | Path) -> pd.DataFrame:
+def read_parquet(path: str | Path | Location) -> pd.DataFrame:
     """Read one Parquet file into a DataFrame, handing pyarrow the path itself.
 
     ``pd.read_parquet`` opens a Python file object for a local path, and pyarrow's thread
     pool then aborts the interpreter at exit now and then ("terminate called without an
     active exception", apache/arrow#34314 and #50482: about 1 exit in 20 here). With the
-    path, pyarrow opens the file natively and exits cleanly.
+    path, pyarrow opens the file natively and exits cleanly; an object is read the same
+    way, by its path in pyarrow's S3 filesystem.
     """
     import pyarrow.parquet as pq
 
-    return pq.read_table(str(path)).to_pandas()
+    file = path if isinstance(path, Location) else locate(path)
+    return pq.read_table(file.path, filesystem=file.filesystem).to_pandas()
 
 
 def checked_file(
     path: str | Path | None, *, db: str | None = None, table: str | None = None
-) -> Path | None:
-    """Check the source options; return the existing data file, or None for a SQL table."""
+) -> Location | None:
+    """Check the source options; return the existing file or object, or None for SQL."""
     if db or table:
         if not (db and table):
             raise DataSourceError("A SQL source needs both --db URL and --table NAME.")
         return None
     if path is None:
         raise DataSourceError("Give a data file (CSV or Parquet) or --db URL --table NAME.")
-    file = Path(path)
-    if not file.exists():
-        raise DataSourceError(f"Data file not found: {file}", {"path": str(file)})
-    return file
+    return existing(path)
 
 
 def _read_sql(db: str, table: str) -> pd.DataFrame:
@@ -95,7 +102,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
 
 
 def find_record(path: str | Path, column: str, value: str) -> dict[str, Any] | None:
-    """Return the first row of a CSV or Parquet file whose ``column`` equals ``value``.
+    """Return the first row of a CSV or Parquet file (or object) whose ``column`` is ``value``.
 
     For looking up one customer (the dashboard's customer page) without loading the table:
     Parquet is read with a pushed-down filter, CSV streamed in Arrow batches. The id is
@@ -105,19 +112,21 @@ def find_record(path: str | Path, column: str, value: str) -> dict[str, Any] | N
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    file = Path(path)
-    suffix = file.suffix.lower()
     try:
+        file = locate(path)
+        suffix = file.suffix
         if suffix in PARQUET_SUFFIXES:
             import pyarrow.parquet as pq
 
-            batches = pq.ParquetFile(file).iter_batches(batch_size=200_000)
+            parquet = pq.ParquetFile(file.path, filesystem=file.filesystem)
+            batches = parquet.iter_batches(batch_size=200_000)
         elif suffix in CSV_SUFFIXES:
             from pyarrow import csv
 
             parse = csv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
             convert = csv.ConvertOptions(column_types={column: pa.string()})
-            batches = csv.open_csv(file, parse_options=parse, convert_options=convert)
+            stream = file.input_stream()
+            batches = csv.open_csv(stream, parse_options=parse, convert_options=convert)
         else:
             return None
         for batch in batches:
@@ -127,6 +136,6 @@ def find_record(path: str | Path, column: str, value: str) -> dict[str, Any] | N
             hits = pc.indices_nonzero(pc.equal(ids, value))
             if len(hits):
                 return batch.slice(hits[0].as_py(), 1).to_pylist()[0]
-    except (OSError, ValueError, pa.ArrowException):
+    except (OSError, ValueError, pa.ArrowException, DataSourceError):
         return None
     return None

@@ -33,6 +33,14 @@ HISTORY_RUNS = 30  # stored runs drawn before this one
 HEATMAP_RUNS = 10  # the PSI heat map's columns stay readable
 
 
+def report_location(settings: Settings, name: str) -> str | Path:
+    """Return where the report file ``name`` goes: in ``reports_location`` (a folder or an
+    ``s3://`` prefix) when set, else under home's ``reports`` folder."""
+    from churnops.data.storage import join
+
+    return join(settings.reports_location or settings.home / "reports", name)
+
+
 def write_report(
     path: Path,
     result: MonitoringResult,

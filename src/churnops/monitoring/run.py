@@ -59,7 +59,7 @@ def monitor(
     *,
     reference: pd.DataFrame | None = None,
     labels: pd.DataFrame | None = None,
-    report: Path | None = None,
+    report: str | Path | None = None,
     current_name: str = "current",
     reference_name: str | None = None,
     source_digest: str | None = None,
@@ -76,7 +76,8 @@ def monitor(
         reference: the table to compare with; default the champion's training snapshot.
         labels: late labels (id + target columns) joined to ``current`` by the contract's id;
             when None and ``current`` carries the target column, those labels are used.
-        report: where to write the HTML report (then also logged to MLflow).
+        report: where to write the HTML report, a path or ``s3://bucket/key`` (then also
+            logged to MLflow).
         current_name: how the batch is named in the report and the store (e.g. its path).
         reference_name: how the reference is named (default: the champion's snapshot).
         source_digest: content digest of the training source, for the changed-data trigger.
@@ -86,9 +87,12 @@ def monitor(
         progress: ``progress(task, done, total)``, called around each step.
     """
     from churnops import registry
+    from churnops.data.storage import existing_bucket, is_object_url
     from churnops.registry.overview import run_importance
 
     started = time.perf_counter()
+    if is_object_url(report):  # a bucket that is not there fails now, not after the work
+        existing_bucket(report)  # type: ignore[arg-type]
     with step(progress, "monitor: champion and reference"):
         loaded = loaded or registry.load_model(settings, alias=registry.CHAMPION)
         model, version = loaded.model, loaded.version
@@ -200,26 +204,30 @@ def monitor(
 def _write_report(
     settings: Settings,
     result: MonitoringResult,
-    report: Path,
+    report: str | Path,
     reference: pd.DataFrame,
     current: pd.DataFrame,
     contract: DataContract,
 ) -> None:
-    """Write the HTML report and log it, with the run's metrics, to MLflow."""
+    """Write the HTML report (a file, or an object uploaded once it is whole) and log it,
+    with the run's metrics, to MLflow."""
     from churnops import registry
+    from churnops.data.storage import staged
     from churnops.monitoring.report import write_report
 
-    result.report_path = str(write_report(report, result, reference, current, contract, settings))
-    result.mlflow_run_id = registry.log_monitoring_report(
-        settings,
-        Path(result.report_path),
-        _mlflow_metrics(result),
-        tags={
-            "churnops.model_version": result.model_version,
-            "churnops.verdict": result.verdict,
-            "churnops.retrain": str(result.decision.retrain).lower(),
-        },
-    )
+    with staged(report) as local:
+        write_report(local, result, reference, current, contract, settings)
+        result.mlflow_run_id = registry.log_monitoring_report(
+            settings,
+            local,
+            _mlflow_metrics(result),
+            tags={
+                "churnops.model_version": result.model_version,
+                "churnops.verdict": result.verdict,
+                "churnops.retrain": str(result.decision.retrain).lower(),
+            },
+        )
+    result.report_path = str(report)
 
 
 def _scorable(

@@ -63,11 +63,16 @@ class Source:
     name: str
     frame: pd.DataFrame
     digest: str | None = None
-    path: Path | None = None
+    path: str | None = None  # the file or s3:// object it was read from
 
 
 def read_source(settings: Settings, source: Path | str | None = None) -> Source:
-    """Read the pipeline's source table (``source`` or ``settings.pipeline_source``)."""
+    """Read the pipeline's source table (``source`` or ``settings.pipeline_source``).
+
+    The digest is of the table's content (:func:`frame_digest`), so a file and an object
+    holding the same rows are the same data to the changed-data trigger, whatever their
+    ETag, mtime or format.
+    """
     from churnops.data.sources import read_table
 
     path = source or settings.pipeline_source
@@ -77,7 +82,7 @@ def read_source(settings: Settings, source: Path | str | None = None) -> Source:
             {"setting": "pipeline_source"},
         )
     frame = read_table(path)
-    return Source(name=str(path), frame=frame, digest=frame_digest(frame), path=Path(path))
+    return Source(name=str(path), frame=frame, digest=frame_digest(frame), path=str(path))
 
 
 def champion_or_none(settings: Settings) -> LoadedModel | None:
@@ -246,14 +251,15 @@ def monitor(
         source: the customers to check.
         champion: the model to monitor, when the caller already holds it.
         labels: late labels (id + target) for the source's rows.
-        report_id: names the HTML report ``reports/monitor-{report_id}.html``; no report
-            when omitted.
+        report_id: names the HTML report ``monitor-{report_id}.html``, written to
+            ``settings.reports_location`` (default home/reports); no report when omitted.
     """
     from churnops.monitoring import monitor as run_monitor
+    from churnops.monitoring.report import report_location
 
     report = None
     if report_id is not None:
-        report = settings.ensure_home() / "reports" / f"monitor-{report_id}.html"
+        report = report_location(settings, f"monitor-{report_id}.html")
     return run_monitor(
         source.frame,
         settings,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from churnops.config import Settings
-from churnops.errors import RegistryError
+from churnops.data.storage import existing_bucket, is_object_url
+from churnops.errors import ChurnopsError, RegistryError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -28,15 +30,39 @@ def _quiet_mlflow() -> None:
 
 
 @lru_cache(maxsize=8)
-def _experiment_id(tracking_uri: str, experiment: str, artifact_root: str) -> str:
+def _experiment_id(tracking_uri: str, experiment: str, artifact_location: str | None) -> str:
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
-    location = artifact_root if tracking_uri.startswith("sqlite:") else None
-    return client.create_experiment(experiment, artifact_location=location)
+    if is_object_url(artifact_location):
+        # Checked once, here: a missing bucket or refused credentials fail before a
+        # training run rather than at its first upload, minutes later.
+        existing_bucket(artifact_location)  # type: ignore[arg-type]
+    return client.create_experiment(experiment, artifact_location=artifact_location)
+
+
+def artifact_location(settings: Settings) -> str | None:
+    """Return where a new experiment keeps its artifacts (None: the tracking server decides).
+
+    ``artifact_location`` when set (a folder or ``s3://bucket/prefix``: MLflow's own S3
+    store then writes there with boto3, which reads the same AWS_* variables), else a
+    folder under home for the embedded SQLite store. MLflow fixes an experiment's
+    location when it creates the experiment: changing the setting later moves nothing.
+    """
+    configured = settings.artifact_location
+    if configured is None:
+        if not settings.resolved_tracking_uri.startswith("sqlite:"):
+            return None
+        settings.artifact_root.mkdir(parents=True, exist_ok=True)
+        return settings.artifact_root.as_uri()
+    if is_object_url(configured):
+        return configured.rstrip("/")
+    folder = Path(configured).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.as_uri()
 
 
 def configure(settings: Settings) -> MlflowClient:
@@ -51,7 +77,6 @@ def configure(settings: Settings) -> MlflowClient:
     uri = settings.resolved_tracking_uri
     if uri.startswith("sqlite:"):
         settings.ensure_home()
-        settings.artifact_root.mkdir(parents=True, exist_ok=True)
     exported = {key: os.environ.get(key) for key in EXPORTED_URIS}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -63,11 +88,12 @@ def configure(settings: Settings) -> MlflowClient:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    location = artifact_location(settings)
     try:
-        experiment_id = _experiment_id(
-            uri, settings.experiment_name, settings.artifact_root.as_uri()
-        )
+        experiment_id = _experiment_id(uri, settings.experiment_name, location)
         mlflow.set_experiment(experiment_id=experiment_id)
+    except ChurnopsError:
+        raise
     except Exception as exc:  # MLflow raises many types for an unreachable store
         raise RegistryError(f"Cannot reach the MLflow tracking store at {uri}: {exc}") from exc
     return mlflow.MlflowClient(uri, uri)
