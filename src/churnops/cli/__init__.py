@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from churnops.cli import batch, dashboard, data, demo, init, models, monitor, serve
+from churnops.cli import batch, dashboard, data, demo, evaluate, init, models, monitor, serve
 from churnops.cli.output import handle_errors
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ app.add_typer(data.app, name="data")
 app.command("demo")(demo.demo_command)
 app.command("validate")(handle_errors(data.validate_command))
 app.command("train")(models.train_command)
+app.command("evaluate")(evaluate.evaluate_command)
 app.add_typer(models.models_app, name="models")
 app.command("promote")(models.promote_command)
 app.command("rollback")(models.rollback_command)

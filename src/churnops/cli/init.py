@@ -7,8 +7,9 @@ so a new setting appears here the day it is added and a default changed later st
 applies. Only what this table decides is set: ``pipeline_source``, ``pipeline_target`` and
 ``pipeline_id``. Secrets and connection URLs are never written with a value.
 
-Each file the command writes is one entry of a list checked before anything is written,
-so a later ``--dvc`` adds its files to the same list with the same overwrite rule.
+Each file the command writes is one entry of a list checked before anything is written:
+``--dvc`` adds ``dvc.yaml`` (:mod:`churnops.orchestration.dvc`) beside the settings file,
+under the same overwrite rule.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ PIPELINE_PREFIX = "pipeline_"
 DOCS_PAGE = "docs/reference/configuration.md"
 SECRET_SUFFIXES = ("_url", "_uri")  # connection strings may carry a password
 SEQ_TAG = "tag:yaml.org,2002:seq"
+DVC_CONFIG = "churnops.yaml"
+DVC_NOTE = [
+    "# dvc.yaml reads the training settings from this file (params of its train stage):",
+    "# they are set below, at their defaults; changing one makes `dvc repro` retrain.",
+]
 
 
 @handle_errors
@@ -41,15 +47,28 @@ def init_command(
     id_column: str | None = typer.Option(None, "--id", help="The customer id column."),
     output: Path = typer.Option(Path("churnops.yaml"), "--output", help="Settings file to write."),
     force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
+    dvc: bool = typer.Option(
+        False, "--dvc", help="Also write dvc.yaml: the loop as DVC stages (docs/dvc.md)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Write a commented churnops.yaml for a table: its columns, and every setting."""
     from churnops.data.contract import infer_contract
     from churnops.data.sources import read_table
 
+    if dvc and output.name != DVC_CONFIG:
+        from churnops.errors import ConfigError
+
+        # DVC runs the stages in dvc.yaml's folder, where churnops reads ./churnops.yaml.
+        raise ConfigError(f"With --dvc the settings file must be named {DVC_CONFIG}.")
     df = read_table(table)
     contract = infer_contract(df, target, id_column)
-    files = {output: render_config(table, output, contract)}
+    files = {output: render_config(table, output, contract, dvc=dvc)}
+    if dvc:
+        from churnops.orchestration.dvc import render_dvc_yaml
+
+        source = _relative(table, output.parent)
+        files[output.parent / "dvc.yaml"] = render_dvc_yaml(source, target, id_column)
     write_new(files, force)
     result = {
         "files": [str(path) for path in files],
@@ -61,6 +80,14 @@ def init_command(
     }
     if as_json:
         print_json(result)
+        return
+    if dvc:
+        out.print(
+            f"Wrote {', '.join(map(str, files))}.\n"
+            "Next: dvc init (once, in a git repository), then dvc repro; dvc metrics show.",
+            markup=False,
+            highlight=False,
+        )
         return
     train = f"churnops train {table} --target {target}"
     if id_column:
@@ -88,11 +115,20 @@ def write_new(files: dict[Path, str], force: bool) -> None:
         path.write_text(text)
 
 
-def render_config(table: Path, output: Path, contract: DataContract) -> str:
-    """Return the churnops.yaml text for ``table``: header, columns, pipeline, all settings."""
+def render_config(table: Path, output: Path, contract: DataContract, dvc: bool = False) -> str:
+    """Return the churnops.yaml text for ``table``: header, columns, pipeline, all settings.
+
+    With ``dvc`` the settings dvc.yaml tracks are written set, at their defaults: DVC
+    refuses to run a stage whose params are missing from the file.
+    """
     from churnops.config import Settings, setting_groups
 
     fields = Settings.model_fields
+    tracked: list[str] = []
+    if dvc:
+        from churnops.orchestration.dvc import train_params
+
+        tracked = train_params()
     lines = [
         "# churnops.yaml: settings of churnops for this folder (written by `churnops init`).",
         "#",
@@ -100,6 +136,7 @@ def render_config(table: Path, output: Path, contract: DataContract) -> str:
         "# CHURNOPS_<NAME> (e.g. CHURNOPS_TRIALS=30) overrides the setting <name> here.",
         "# Settings left commented out keep their default: uncomment a line to change it.",
         f"# Every setting is described in {DOCS_PAGE}.",
+        *(DVC_NOTE if dvc else []),
         "",
         *_columns_comment(table, contract),
         "",
@@ -118,7 +155,8 @@ def render_config(table: Path, output: Path, contract: DataContract) -> str:
             continue
         lines += ["", *_group_header(group)]
         for name in names:
-            lines += [*_describe(name, fields[name]), "# " + _setting_line(name, fields[name])]
+            line = _setting_line(name, fields[name])
+            lines += [*_describe(name, fields[name]), line if name in tracked else "# " + line]
     return "\n".join(lines) + "\n"
 
 
