@@ -33,7 +33,6 @@ PIPELINE_PREFIX = "pipeline_"
 DOCS_PAGE = "docs/reference/configuration.md"
 SECRET_SUFFIXES = ("_url", "_uri")  # connection strings may carry a password
 SEQ_TAG = "tag:yaml.org,2002:seq"
-DVC_CONFIG = "churnops.yaml"
 DVC_NOTE = [
     "# dvc.yaml reads the training settings from this file (params of its train stage):",
     "# they are set below, at their defaults; changing one makes `dvc repro` retrain.",
@@ -56,11 +55,12 @@ def init_command(
     from churnops.data.contract import infer_contract
     from churnops.data.sources import read_table
 
-    if dvc and output.name != DVC_CONFIG:
+    if dvc:
         from churnops.errors import ConfigError
+        from churnops.orchestration.dvc import CONFIG
 
-        # DVC runs the stages in dvc.yaml's folder, where churnops reads ./churnops.yaml.
-        raise ConfigError(f"With --dvc the settings file must be named {DVC_CONFIG}.")
+        if output.name != CONFIG:  # DVC runs stages in dvc.yaml's folder: churnops reads ./CONFIG
+            raise ConfigError(f"With --dvc the settings file must be named {CONFIG}.")
     df = read_table(table)
     contract = infer_contract(df, target, id_column)
     files = {output: render_config(table, output, contract, dvc=dvc)}
