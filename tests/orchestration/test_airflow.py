@@ -219,3 +219,30 @@ def test_only_the_airflow_module_imports_airflow() -> None:
         [sys.executable, "-c", check], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_airflow_lock_pins_every_churnops_dependency() -> None:
+    """airflow/requirements.txt pins Airflow as requirements.in asks, and a version of every
+    churnops dependency that pyproject.toml accepts: the Airflow env installs from it alone."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    def pins(path: Path) -> dict[str, str]:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        named = [line.split(";")[0].strip().split("==") for line in lines if "==" in line]
+        return {canonicalize_name(name): version for name, version in named}
+
+    locked = pins(ROOT / "airflow" / "requirements.txt")
+    assert pins(ROOT / "airflow" / "requirements.in").items() <= locked.items()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    stale = []
+    for dependency in map(Requirement, project["dependencies"]):
+        version = locked.get(canonicalize_name(dependency.name))
+        if version is None or not dependency.specifier.contains(version, prereleases=True):
+            stale.append(f"{dependency} (locked: {version})")
+    assert not stale, (
+        "airflow/requirements.txt does not satisfy pyproject.toml: regenerate it with the "
+        "command in its header. " + ", ".join(stale)
+    )
