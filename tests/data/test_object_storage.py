@@ -149,7 +149,9 @@ def test_monitor_writes_its_report_to_the_bucket(
     assert report.startswith(f"s3://{home.bucket}/reports/monitor-")
     key = report.removeprefix(f"s3://{home.bucket}/")
     assert keys(s3, home.bucket, "reports/") == [key]
-    text = s3.client().get_object(Bucket=home.bucket, Key=key)["Body"].read().decode()
+    stored = s3.client().get_object(Bucket=home.bucket, Key=key)
+    assert stored["ContentType"] == "text/html"
+    text = stored["Body"].read().decode()
     assert text.lstrip().lower().startswith("<!doctype html")
     assert home.today in text  # the run's own content: what was monitored
     assert f"Verdict: {summary['verdict'].upper()}" in text

@@ -103,11 +103,6 @@ class Location:
         """Return the lower-case extension (``.parquet``, ``.csv``) that picks the reader."""
         return PurePosixPath(self.path).suffix.lower()
 
-    @property
-    def name(self) -> str:
-        """Return the file's (or the key's last part's) name."""
-        return PurePosixPath(self.path).name
-
     def input_stream(self) -> pa.NativeFile:
         """Open the bytes for one sequential read (digests, CSV), native on either side."""
         import pyarrow.fs as pafs
@@ -177,12 +172,21 @@ def existing_bucket(url: str) -> None:
 
 
 def upload(source: Path, url: str) -> None:
-    """Copy a local file into a bucket (streamed: memory stays flat)."""
+    """Copy a local file into a bucket (streamed: memory stays flat).
+
+    The object gets its content type from its name, so a report opens in a browser (an
+    S3 console, a presigned link) instead of downloading as bytes.
+    """
+    import mimetypes
+
     found = locate(url)
+    kind = mimetypes.guess_type(found.path)[0] or "application/octet-stream"
     try:
         with (
             source.open("rb") as file,
-            found.filesystem.open_output_stream(found.path) as out,  # type: ignore[union-attr]
+            found.filesystem.open_output_stream(  # type: ignore[union-attr]
+                found.path, metadata={"Content-Type": kind}
+            ) as out,
         ):
             while block := file.read(1 << 20):
                 out.write(block)
