@@ -34,8 +34,10 @@ HEATMAP_RUNS = 10  # the PSI heat map's columns stay readable
 
 
 def report_location(settings: Settings, name: str) -> str | Path:
-    """Return where the report file ``name`` goes: in ``reports_location`` (a folder or an
-    ``s3://`` prefix) when set, else under home's ``reports`` folder."""
+    """Return where the report file ``name`` goes (a path, or an ``s3://`` URL).
+
+    In ``reports_location`` (a folder or a bucket prefix) when set, else in home/reports.
+    """
     from churnops.data.storage import join
 
     return join(settings.reports_location or settings.home / "reports", name)

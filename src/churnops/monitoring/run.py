@@ -209,8 +209,11 @@ def _write_report(
     current: pd.DataFrame,
     contract: DataContract,
 ) -> None:
-    """Write the HTML report (a file, or an object uploaded once it is whole) and log it,
-    with the run's metrics, to MLflow."""
+    """Write the HTML report and log it, with the run's metrics, to MLflow.
+
+    A report bound for a bucket is written to a local file first (MLflow logs files) and
+    uploaded once it is whole, so a reader never sees half a report.
+    """
     from churnops import registry
     from churnops.data.storage import staged
     from churnops.monitoring.report import write_report
