@@ -41,13 +41,26 @@ def train_command(
     ),
     db: str | None = DbOption,
     table: str | None = TableOption,
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local (pandas, one machine) or spark (tables that do not fit one machine; "
+        "DATA may be a Parquet folder or s3:// URL, --table without --db a Spark table).",
+    ),
+    master: str = typer.Option(
+        "local[2]", "--master", help="Spark master for --engine spark (local[N], spark://...)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Train and tune every family, track the run in MLflow, and register the best model."""
     from churnops.config import get_settings
     from churnops.data.contract import DataContract
+    from churnops.errors import ConfigError
     from churnops.progress import step
     from churnops.stages import train_and_register
+
+    if engine not in ("local", "spark"):
+        raise ConfigError(f"Unknown engine {engine!r}: choose local or spark.")
 
     updates: dict[str, Any] = {}
     if metric:
@@ -56,10 +69,30 @@ def train_command(
         updates["threshold_strategy"] = threshold
     settings = _with(get_settings(), updates)
     names = [n.strip() for item in families or [] for n in item.split(",") if n.strip()] or None
+    contract = DataContract.load(contract_file) if contract_file else None
+    if engine == "spark":
+        summary = _train_on_spark(
+            data,
+            db,
+            table,
+            master,
+            settings,
+            target,
+            id_column,
+            contract,
+            positive,
+            names,
+            trials,
+            metrics_out,
+        )
+        if as_json:
+            print_json(summary)
+        else:
+            print_training(summary)
+        return
     with progress_bars(enabled=True) as progress:
         with step(progress, "read data"):
             df = read_source(data, db, table)
-            contract = DataContract.load(contract_file) if contract_file else None
             # The training stage's imports (numba kernels, scikit-learn) take seconds: load
             # them while this step's clock runs rather than before the next step shows.
             import churnops.training.run  # noqa: F401
@@ -80,6 +113,47 @@ def train_command(
         print_json(summary)
         return
     print_training(summary)
+
+
+def _train_on_spark(
+    data: str | None,
+    db: str | None,
+    table: str | None,
+    master: str,
+    settings: Any,
+    target: str,
+    id_column: str | None,
+    contract: Any,
+    positive: str | None,
+    families: list[str] | None,
+    trials: int | None,
+    metrics_out: Path,
+) -> dict[str, Any]:
+    """Run ``train --engine spark``: Spark reads files, s3:// URLs and its catalog's tables."""
+    from churnops.errors import ConfigError
+
+    if db:
+        raise ConfigError(
+            "--engine spark reads files, s3:// URLs or Spark tables (--table without --db); "
+            "train SQL tables with --engine local or export them to Parquet first."
+        )
+    from churnops.training.spark import train_and_register_spark
+
+    with progress_bars(enabled=True) as progress:
+        return train_and_register_spark(
+            data,
+            settings,
+            target=target,
+            id_column=id_column,
+            contract=contract,
+            positive=positive,
+            families=families,
+            trials=trials,
+            table=table,
+            master=master,
+            metrics_out=metrics_out,
+            progress=progress,
+        )
 
 
 def print_training(summary: dict[str, Any]) -> None:

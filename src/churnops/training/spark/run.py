@@ -81,6 +81,9 @@ def train_spark(
         master: the Spark master (``local[2]``, ``spark://host:7077``, ``yarn``...).
         progress: called as ``progress(task, done, total)`` for every step.
     """
+    from churnops.extras import require
+
+    require("pyspark", "spark")
     from churnops.batch.spark import spark_session
 
     started = time.perf_counter()
