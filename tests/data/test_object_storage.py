@@ -221,3 +221,17 @@ def test_an_object_has_the_digest_of_the_same_file(s3: S3Server, tmp_path: Path)
     assert remote_source.path == url  # the URL survives as text (no Path folding "//")
     assert remote_source.digest == local_source.digest
     assert open_source(url).digest == open_source(local).digest
+
+
+@pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL"])
+def test_each_endpoint_variable_reaches_the_server(
+    variable: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The endpoint may come from AWS_ENDPOINT_URL or MLflow's own variable alone."""
+    from churnops.data.sources import read_table
+
+    bucket = s3.bucket()
+    url = upload(s3, bucket, "c.csv", make_customers(30, seed=9), tmp_path)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    monkeypatch.setenv(variable, s3.url)
+    assert len(read_table(url)) == 30
