@@ -7,8 +7,9 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 AIRFLOW_VENV := .airflow-venv
+DVC_VENV := .dvc-venv
 
-.PHONY: help install install-dev browser tools stack-smoke run test test-fast docs docs-serve lint format bench screenshots reliability reliability-short airflow-env clean
+.PHONY: help install install-dev browser tools stack-smoke run test test-fast docs docs-serve lint format bench screenshots reliability reliability-short airflow-env dvc-env clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -53,10 +54,19 @@ $(AIRFLOW_VENV)/.installed: airflow/requirements.txt pyproject.toml | uv-bootstr
 	$(UV) pip check --python $(AIRFLOW_VENV)/bin/python
 	touch $@
 
+dvc-env: $(DVC_VENV)/.installed ## Create .dvc-venv: DVC 3 from dvc/requirements.txt (its stages call .venv's churnops)
+
+# DVC's Hydra pins the ANTLR runtime to 4.9 and Dagster 1.13 needs 4.13, so DVC cannot
+# share the main lock either; the tests put .venv/bin first on PATH for its stages.
+$(DVC_VENV)/.installed: dvc/requirements.txt | uv-bootstrap
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(DVC_VENV)
+	$(UV) pip sync --quiet --compile-bytecode --python $(DVC_VENV)/bin/python dvc/requirements.txt
+	touch $@
+
 run: install ## Install, then run the end-to-end demo on the embedded defaults
 	$(BIN)/churnops demo
 
-test: install-dev tools airflow-env ## Install core + every extra + dev tools (+ chromium, promtool, actionlint, the Airflow env), run every test, build the docs
+test: install-dev tools airflow-env dvc-env ## Install core + every extra + dev tools (+ chromium, promtool, actionlint, the Airflow and DVC envs), run every test, build the docs
 	$(BIN)/pytest
 	$(MAKE) --no-print-directory docs
 
