@@ -20,6 +20,10 @@ if TYPE_CHECKING:  # the read-only stages below must not import pandas or traini
     from churnops.data.contract import DataContract
     from churnops.progress import ProgressFn
 
+EVALUATED = ("roc_auc", "pr_auc", "f1", "precision", "recall")
+"""What :func:`evaluate_version` reports: the ranking metrics and what the threshold decides."""
+_ROWS_NAMED = 5
+
 
 def train_and_register(
     df: pd.DataFrame,
@@ -140,3 +144,50 @@ def typical_customer(settings: Settings, version: str) -> dict[str, dict[str, An
         settings, loaded.version.run_id, registry.models.REFERENCE_ARTIFACT
     )
     return typical_values(frame, loaded.model.contract)
+
+
+def evaluate_version(
+    settings: Settings, version: str | None = None, frame: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """Return a version's metrics (default the champion) on ``frame`` or its own holdout.
+
+    A table that breaks the version's contract, or lacks usable labels, is refused with
+    the rows named: metrics on silently dropped rows would not be the metrics asked for.
+    """
+    import numpy as np
+
+    from churnops import registry
+    from churnops.errors import DataValidationError
+    from churnops.training.evaluate import classification_metrics
+
+    loaded = registry.load_model(settings, version=version)
+    model = loaded.model
+    if frame is None:
+        frame = registry.load_run_frame(settings, loaded.version.run_id)
+    target = model.contract.target
+    if target not in frame.columns:
+        raise DataValidationError(
+            f"The table has no {target!r} column: evaluation needs the churn label.",
+            {"column": target},
+        )
+    y = model.contract.target_series(frame[target])
+    unlabelled = np.flatnonzero(y.isna().to_numpy())
+    if len(unlabelled):
+        rows = [int(r) + 1 for r in unlabelled[:_ROWS_NAMED]]
+        raise DataValidationError(
+            f"{len(unlabelled)} row(s) have no known {target!r} label (expected one of "
+            f"{', '.join(map(str, model.contract.labels))}): rows {rows}.",
+            {"column": target, "rows": rows},
+        )
+    if y.nunique() < 2:
+        raise DataValidationError(
+            f"Every row has the same {target!r} label: ROC-AUC needs churners and stayers."
+        )
+    p = model.probabilities(model.encoder.transform(frame))
+    scores = classification_metrics(y.to_numpy(dtype=int), np.asarray(p), model.threshold)
+    return {
+        **{name: round(scores[name], 6) for name in EVALUATED},
+        "threshold": round(model.threshold, 6),
+        "version": int(loaded.version.version),
+        "rows": len(frame),
+    }

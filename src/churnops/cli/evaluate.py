@@ -16,26 +16,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import typer
 
 from churnops.cli.data import DbOption, TableOption, read_source
 from churnops.cli.output import JsonOption, handle_errors, out, print_json
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from churnops.config import Settings
-
-REPORTED = ("roc_auc", "pr_auc", "f1", "precision", "recall")
-"""The metrics written: the ranking metrics and what the threshold decides."""
-MAX_ROWS_SHOWN = 5
-
 
 @handle_errors
 def evaluate_command(
-    data: Path | None = typer.Argument(
+    data: str | None = typer.Argument(
         None,
         help="A labelled CSV or Parquet table (default: the version's own holdout).",
         show_default=False,
@@ -52,6 +42,7 @@ def evaluate_command(
     """Evaluate a registered model (default the champion) and write its metrics file."""
     from churnops.config import get_settings
     from churnops.errors import ConfigError
+    from churnops.stages import EVALUATED, evaluate_version
 
     if version is not None and trained is not None:
         raise ConfigError("Give --version or --trained, not both.")
@@ -65,60 +56,13 @@ def evaluate_command(
     if as_json:
         print_json({"path": str(metrics_out), "data": on, **metrics})
         return
-    scores = ", ".join(f"{name} {metrics[name]:.4f}" for name in REPORTED)
+    scores = ", ".join(f"{name} {metrics[name]:.4f}" for name in EVALUATED)
     out.print(
         f"v{metrics['version']} on {on} ({metrics['rows']:,} rows, threshold "
         f"{metrics['threshold']:.3f}): {scores}. Wrote {metrics_out}.",
         markup=False,
         highlight=False,
     )
-
-
-def evaluate_version(
-    settings: Settings, version: str | None = None, frame: pd.DataFrame | None = None
-) -> dict[str, Any]:
-    """Return a version's metrics (default the champion) on ``frame`` or its own holdout.
-
-    A table that breaks the version's contract, or lacks usable labels, is refused with
-    the rows named: metrics on silently dropped rows would not be the metrics asked for.
-    """
-    import numpy as np
-
-    from churnops import registry
-    from churnops.errors import DataValidationError
-    from churnops.training.evaluate import classification_metrics
-
-    loaded = registry.load_model(settings, version=version)
-    model = loaded.model
-    if frame is None:
-        frame = registry.load_run_frame(settings, loaded.version.run_id)
-    target = model.contract.target
-    if target not in frame.columns:
-        raise DataValidationError(
-            f"The table has no {target!r} column: evaluation needs the churn label.",
-            {"column": target},
-        )
-    y = model.contract.target_series(frame[target])
-    unlabelled = np.flatnonzero(y.isna().to_numpy())
-    if len(unlabelled):
-        rows = [int(r) + 1 for r in unlabelled[:MAX_ROWS_SHOWN]]
-        raise DataValidationError(
-            f"{len(unlabelled)} row(s) have no known {target!r} label (expected one of "
-            f"{', '.join(map(str, model.contract.labels))}): rows {rows}.",
-            {"column": target, "rows": rows},
-        )
-    if y.nunique() < 2:
-        raise DataValidationError(
-            f"Every row has the same {target!r} label: ROC-AUC needs churners and stayers."
-        )
-    p = model.probabilities(model.encoder.transform(frame))
-    scores = classification_metrics(y.to_numpy(dtype=int), np.asarray(p), model.threshold)
-    return {
-        **{name: round(scores[name], 6) for name in REPORTED},
-        "threshold": round(model.threshold, 6),
-        "version": int(loaded.version.version),
-        "rows": len(frame),
-    }
 
 
 def trained_version(summary: Path) -> str:
