@@ -82,3 +82,13 @@ def test_what_cannot_be_evaluated_is_a_clear_error(
     error = evaluate(*args, code=code)
     assert says in error["message"]
     assert not Path("metrics.json").exists()
+
+
+def test_the_python_api_evaluates_what_the_cli_writes(registry_home: Settings) -> None:
+    import churnops
+
+    written = evaluate()
+    on_holdout = churnops.evaluate(settings=registry_home)
+    assert on_holdout == {k: v for k, v in written.items() if k not in ("path", "data")}
+    table = make_customers(150, seed=11)
+    assert churnops.evaluate(table, version=1, settings=registry_home)["rows"] == 150

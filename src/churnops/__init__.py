@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from churnops.api import (
         Model,
         TrainResult,
+        evaluate,
         infer_contract,
         load_model,
         monitor,
@@ -46,6 +47,7 @@ _HOMES = {
     "Model": "churnops.api",
     "score": "churnops.api",
     "monitor": "churnops.api",
+    "evaluate": "churnops.api",
     "Client": "churnops.client",
     "Settings": "churnops.config",
     "get_settings": "churnops.config",
@@ -61,6 +63,7 @@ __all__ = [
     "Settings",
     "TrainResult",
     "__version__",
+    "evaluate",
     "get_settings",
     "infer_contract",
     "load_model",

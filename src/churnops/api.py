@@ -402,6 +402,31 @@ def monitor(
     )
 
 
+def evaluate(
+    table: pd.DataFrame | str | Path | None = None,
+    version: str | int | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Return a registered version's metrics on labelled data (``churnops evaluate``).
+
+    Args:
+        table: labelled customers, as a frame or a file (default: the holdout logged
+            with the version's training run, where the numbers equal its registered ones).
+        version: the version number (default: the champion).
+        settings: where the registry lives (default: get_settings()).
+
+    Returns:
+        ``roc_auc``, ``pr_auc``, ``f1``, ``precision``, ``recall`` at the model's
+        ``threshold``, the ``version`` and the ``rows`` evaluated.
+    """
+    from churnops.stages import evaluate_version
+
+    frame = _table(table, "table")[0] if table is not None else None
+    return evaluate_version(
+        settings or get_settings(), str(version) if version is not None else None, frame
+    )
+
+
 def _table(table: pd.DataFrame | str | Path, name: str) -> tuple[pd.DataFrame, str]:
     """Return a table given as a frame or a file, and the name reports show for it."""
     if isinstance(table, str | Path):
