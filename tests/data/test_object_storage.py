@@ -223,6 +223,20 @@ def test_an_object_has_the_digest_of_the_same_file(s3: S3Server, tmp_path: Path)
     assert open_source(url).digest == open_source(local).digest
 
 
+def test_dagster_watches_an_object_in_a_bucket(s3: S3Server, tmp_path: Path) -> None:
+    """The source-change sensor's marker follows an object, and Dagster keeps its URL."""
+    from churnops.orchestration.definitions import ChurnopsResource, source_fingerprint
+
+    bucket = s3.bucket()
+    url = upload(s3, bucket, "watched.parquet", make_customers(40, seed=3), tmp_path)
+    assert ChurnopsResource(source=url).settings().pipeline_source == url
+    first = source_fingerprint(url)
+    assert first is not None
+    upload(s3, bucket, "watched.parquet", make_customers(80, seed=4), tmp_path)
+    assert source_fingerprint(url) not in (None, first)
+    assert source_fingerprint(f"s3://{bucket}/missing.parquet") is None
+
+
 @pytest.mark.parametrize("variable", ["AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL"])
 def test_each_endpoint_variable_reaches_the_server(
     variable: str, s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path

@@ -39,7 +39,7 @@ class ChurnopsResource(dg.ConfigurableResource):
         if self.home:
             updates["home"] = Path(self.home)
         if self.source:
-            updates["pipeline_source"] = Path(self.source)
+            updates["pipeline_source"] = self.source  # the setting keeps an s3:// URL as text
         return base.model_copy(update=updates)
 
 
@@ -150,13 +150,26 @@ monthly_retrain = dg.ScheduleDefinition(
 )
 
 
-def source_fingerprint(path: Path) -> str | None:
-    """Return a cheap change marker of a file (size + mtime), or None when it is missing."""
+def source_fingerprint(source: str | Path) -> str | None:
+    """Return a cheap change marker of a file or object (size + mtime), None when missing.
+
+    Cheap on purpose: the sensor ticks every minute, and the pipeline digests the
+    content itself before it retrains, so a touched but unchanged table costs one run
+    that finds nothing new.
+    """
+    import pyarrow.fs as pafs
+
+    from churnops.data.storage import locate
+    from churnops.errors import DataSourceError
+
     try:
-        stat = path.stat()
-    except OSError:
+        found = locate(source)
+        info = (found.filesystem or pafs.LocalFileSystem()).get_file_info(found.path)
+    except (OSError, DataSourceError):
         return None
-    return f"{stat.st_size}-{stat.st_mtime_ns}"
+    if info.type != pafs.FileType.File:
+        return None
+    return f"{info.size}-{info.mtime_ns}"
 
 
 @dg.sensor(job=retrain_job, minimum_interval_seconds=60)
@@ -165,7 +178,7 @@ def source_change_sensor(context: dg.SensorEvaluationContext, churnops: Churnops
     source = churnops.settings().pipeline_source
     if source is None:
         return dg.SkipReason("No source configured (CHURNOPS_PIPELINE_SOURCE).")
-    marker = source_fingerprint(Path(source))
+    marker = source_fingerprint(source)
     if marker is None:
         return dg.SkipReason(f"Source {source} does not exist.")
     if marker == context.cursor:
