@@ -45,8 +45,11 @@ def train_and_register(
     the threshold, CV and holdout metrics, and the wall-clock seconds of the whole step.
     """
     from churnops import registry
+    from churnops.data.storage import existing_bucket, is_object_url
     from churnops.training.run import train
 
+    if is_object_url(settings.artifact_location):  # fail before minutes of training, not after
+        existing_bucket(str(settings.artifact_location))
     started = time.perf_counter()
     result = train(
         df,

@@ -192,6 +192,22 @@ def test_a_report_bound_for_a_missing_bucket_fails_before_the_work(home: Trained
     assert "Bucket 'no-such-bucket-for-churnops' not found" in error["message"]
 
 
+def test_an_artifact_bucket_that_is_missing_stops_training_before_it_starts(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No minutes of training before the registry finds nowhere to put the model."""
+    from churnops.config import Settings
+    from churnops.errors import DataSourceError
+    from churnops.stages import train_and_register
+
+    settings = Settings(
+        home=tmp_path / "home", artifact_location="s3://no-such-bucket-for-churnops/mlflow"
+    )
+    monkeypatch.setattr("churnops.training.run.train", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(DataSourceError, match="no-such-bucket-for-churnops"):
+        train_and_register(make_customers(50, seed=2), settings, target="churn")
+
+
 def test_a_process_reading_a_bucket_exits_cleanly(s3: S3Server, tmp_path: Path) -> None:
     """A real `churnops` process reads an object and exits 0 (pyarrow's S3 shuts down)."""
     bucket = s3.bucket()
