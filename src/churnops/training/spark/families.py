@@ -20,8 +20,8 @@ from churnops.scoring.estimators import Estimator, LogisticEstimator, XGBoostEst
 
 FEATURES = "features"
 LABEL = "label"
-LOGISTIC_MAX_ITER = 200
-LOGISTIC_TOL = 1e-7
+LOGISTIC_MAX_ITER = 100
+LOGISTIC_TOL = 1e-6
 
 
 @dataclass(frozen=True)
