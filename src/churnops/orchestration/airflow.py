@@ -13,7 +13,7 @@ Tasks hand each other the steps' JSON-safe summaries through XCom, never the tab
 task re-reads the source, so any worker can run it, and refuses to go on when the content
 changed since ``validate`` read it, so one run judges one table.
 
-Airflow imports this module (``airflow/dags/churnops_dags.py``); nothing else in churnops
+Airflow imports this module (``envs/airflow/dags/churnops_dags.py``); nothing else in churnops
 does, so churnops runs without Airflow. Airflow pins its own dependencies and lives in its
 own environment (``make airflow-env``; see docs/airflow.md).
 """
@@ -29,7 +29,7 @@ from typing import Any
 from airflow.sdk import DAG, XComArg, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from churnops.config import Settings, get_settings
+from churnops.config import Settings
 from churnops.orchestration import steps
 
 # The same hours as the Dagster schedules; data quality runs an hour before scoring.
@@ -40,19 +40,6 @@ SCHEDULES: dict[str, str] = {
     "monitoring": "0 7 * * 1",
 }
 START = datetime(2026, 1, 1, tzinfo=UTC)
-
-# What the data-quality DAG keeps of a monitoring result: drift and PSI, not performance.
-_DRIFT_KEYS = (
-    "verdict",
-    "reasons",
-    "drift_share",
-    "drifted_features",
-    "features",
-    "data_quality",
-    "prediction_psi",
-    "high_risk_share",
-    "warnings",
-)
 
 
 @dataclass(frozen=True)
@@ -67,8 +54,7 @@ class _Loop:
     home: str | None
 
     def settings(self) -> Settings:
-        base = get_settings()
-        return base if self.home is None else base.model_copy(update={"home": Path(self.home)})
+        return steps.settings_with(home=self.home)
 
     def open(self, validated: dict[str, Any]) -> tuple[Settings, steps.Source]:
         """Return the settings and the source again, as ``validate`` saw it."""
@@ -113,19 +99,10 @@ def _validate(loop: _Loop) -> XComArg:
 def _data_quality(loop: _Loop) -> None:
     @task
     def drift(validated: dict[str, Any]) -> dict[str, Any]:
-        """Drift and PSI of every feature and of the scores against the training data."""
-        from churnops.monitoring import monitor
-
+        """Drift and PSI of every feature and of the scores against the training data
+        (stored nowhere: the weekly monitoring run is the one the retrain trigger reads)."""
         _require_champion(validated)
-        settings, source = loop.open(validated)
-        result = monitor(
-            source.frame,
-            settings,
-            current_name=source.name,
-            source_digest=source.digest,
-            store=False,  # the weekly monitoring run is the one the retrain trigger reads
-        ).to_dict()
-        return {k: result[k] for k in _DRIFT_KEYS}
+        return steps.drift_check(*loop.open(validated))
 
     drift(_validate(loop))
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import dagster as dg  # no "from __future__ import annotations": Dagster reads the hints
 
-from churnops.config import Settings, get_settings
+from churnops.config import Settings
 from churnops.orchestration import steps
 
 
@@ -34,13 +34,7 @@ class ChurnopsResource(dg.ConfigurableResource):
 
     def settings(self) -> Settings:
         """Return the settings, with this resource's overrides applied."""
-        base = get_settings()
-        updates: dict[str, Any] = {}
-        if self.home:
-            updates["home"] = Path(self.home)
-        if self.source:
-            updates["pipeline_source"] = self.source  # the setting keeps an s3:// URL as text
-        return base.model_copy(update=updates)
+        return steps.settings_with(home=self.home, source=self.source)
 
 
 def _meta(summary: dict[str, Any]) -> dict[str, Any]:

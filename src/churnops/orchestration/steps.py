@@ -49,6 +49,35 @@ _MONITOR_KEYS = (
     "monitoring_run_id",
 )
 
+# What a drift check keeps of a monitoring result: drift and PSI, not performance.
+_DRIFT_KEYS = (
+    "verdict",
+    "reasons",
+    "drift_share",
+    "drifted_features",
+    "features",
+    "data_quality",
+    "prediction_psi",
+    "high_risk_share",
+    "warnings",
+)
+
+
+def settings_with(home: str | Path | None = None, source: str | Path | None = None) -> Settings:
+    """Return the configured settings with a driver's own home and source (empty: keep).
+
+    The drivers (Dagster resources, Airflow DAG factories) name these two per deployment;
+    the rest comes from ``churnops.yaml`` and ``CHURNOPS_*`` when a task runs.
+    """
+    from churnops.config import get_settings
+
+    updates: dict[str, Any] = {}
+    if home:
+        updates["home"] = Path(home)
+    if source:
+        updates["pipeline_source"] = str(source)  # the setting keeps an s3:// URL as text
+    return get_settings().model_copy(update=updates)
+
 
 @dataclass
 class Source:
@@ -240,6 +269,7 @@ def monitor(
     champion: LoadedModel | None = None,
     labels: pd.DataFrame | None = None,
     report_id: str | None = None,
+    store: bool = True,
 ) -> MonitoringResult:
     """Monitor the source against the champion and store the run.
 
@@ -253,6 +283,8 @@ def monitor(
         labels: late labels (id + target) for the source's rows.
         report_id: names the HTML report ``monitor-{report_id}.html``, written to
             ``settings.reports_location`` (default home/reports); no report when omitted.
+        store: record the run in the store (where the retrain trigger reads it); a
+            look that decides nothing (:func:`drift_check`) stores nothing.
     """
     from churnops.monitoring import monitor as run_monitor
     from churnops.monitoring.report import report_location
@@ -268,7 +300,15 @@ def monitor(
         current_name=source.name,
         source_digest=source.digest,
         loaded=champion,
+        store=store,
     )
+
+
+def drift_check(settings: Settings, source: Source) -> dict[str, Any]:
+    """Drift and PSI of every feature and of the scores against the champion's training
+    data, and the data-quality figures; nothing stored, so no retrain follows from it."""
+    summary = monitor(settings, source, store=False).to_dict()
+    return {k: summary[k] for k in _DRIFT_KEYS}
 
 
 def monitor_source(
