@@ -257,12 +257,9 @@ def _second_pass(frame: Any, numbers: dict[str, Any], first: dict) -> dict[str, 
             inside = F.when((value >= low) & (value <= high), value)
             entries.append(F.struct(F.lit(f"{name}.{i}").alias("key"), inside.alias("value")))
     counts = frame.agg(*aggs).first().asDict()
+    bracketed = F.filter(F.array(*entries), lambda e: e["value"].isNotNull())
     inside = (
-        frame.select(F.explode(F.array(*entries)).alias("e"))
-        .where(F.col("e.value").isNotNull())
-        .groupBy("e.key", "e.value")
-        .count()
-        .toPandas()
+        frame.select(F.explode(bracketed).alias("e")).groupBy("e.key", "e.value").count().toPandas()
     )
     found: dict[str, dict] = {}
     for name in numbers:

@@ -48,6 +48,7 @@ from churnops.training.tuning import FamilyResult, TrialRecord, stratified_folds
 SAMPLE_ROWS = 100_000  # rows of the logged training and holdout frames
 EXPLAIN_ROWS = 2000  # holdout rows brought to the driver for SHAP (explain.SAMPLE_ROWS)
 ERRORS_SHOWN = 5
+CODEGEN_ROWS = 1_000_000  # tables this large compile the contract's aggregations
 ENCODED_SCHEMA = "pos long, fold int, label double, features array<double>, problem string"
 
 
@@ -135,7 +136,7 @@ class _SparkRun:
         trials = trials or settings.trials
         with step(progress, "read data"):
             frame = read_frame(self.spark, data, table)
-        with step(progress, "infer contract (Spark)"), _without_codegen(self.spark):
+        with step(progress, "infer contract (Spark)"), _without_codegen(self.spark, frame):
             if contract is None:
                 contract = spark_contract(frame, target, id_column, positive)
                 digest = contract.digest
@@ -457,14 +458,18 @@ class _SparkRun:
 
 
 @contextmanager
-def _without_codegen(spark: Any) -> Iterator[None]:
-    """Run the contract's wide aggregations without whole-stage code generation.
+def _without_codegen(spark: Any, frame: Any) -> Iterator[None]:
+    """Run a small table's contract aggregations without whole-stage code generation.
 
-    Each holds a dozen aggregates per column; compiling them took longer than running
-    them (75 s against 33 s for the demo table's first pass on a busy local[2]).
+    Each holds a dozen aggregates per column; on the demo table compiling them took
+    longer than running them (first pass 75 s against 33 s on a busy local[2]). Above
+    :data:`CODEGEN_ROWS` rows the compiled code's speed per row wins, and it stays on.
     """
     key = "spark.sql.codegen.wholeStage"
     before = spark.conf.get(key)
+    if frame.count() >= CODEGEN_ROWS:
+        yield
+        return
     spark.conf.set(key, "false")
     try:
         yield
