@@ -41,6 +41,7 @@ from churnops.data.contract import (
     is_datetime,
     label_key,
 )
+from churnops.data.rules import NUMBER_TEXT
 from churnops.errors import ContractError
 
 APPROX_ACCURACY = 100_000  # percentile_approx: rank error at most rows / this
@@ -198,9 +199,10 @@ def _number(F: Any, name: str, kind: str) -> Any:
     if kind == "StringType":
         text = F.trim(column)
         blank = text.isNull() | F.lower(text).isin(*BLANK_STRINGS)
-        value = F.when(~blank, text.try_cast("double")) if hasattr(text, "try_cast") else None
-        if value is None:  # pragma: no cover - pyspark < 4
-            value = F.when(~blank, text.cast("double"))
+        # Only text that reads as a number is cast: a failed cast costs the JVM an
+        # exception per cell (most of a 1M-row first pass went there), and the pattern is
+        # the rules' own (numbers written as text).
+        value = F.when(~blank & text.rlike(f"^{NUMBER_TEXT.pattern}$"), text.cast("double"))
         return F.when(~F.isnan(value) & ~F.abs(value).eqNullSafe(float("inf")), value)
     return None
 
