@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the read-only stages below must not import pandas or traini
 
     from churnops.data.contract import DataContract
     from churnops.progress import ProgressFn
+    from churnops.training.run import TrainResult
 
 EVALUATED = ("roc_auc", "pr_auc", "f1", "precision", "recall")
 """What :func:`evaluate_version` reports: the ranking metrics and what the threshold decides."""
@@ -44,12 +45,9 @@ def train_and_register(
     The summary is what ``churnops train --json`` prints: run and version ids, the family,
     the threshold, CV and holdout metrics, and the wall-clock seconds of the whole step.
     """
-    from churnops import registry
-    from churnops.data.storage import existing_bucket, is_object_url
     from churnops.training.run import train
 
-    if is_object_url(settings.artifact_location):  # fail before minutes of training, not after
-        existing_bucket(str(settings.artifact_location))
+    check_artifact_store(settings)
     started = time.perf_counter()
     result = train(
         df,
@@ -62,6 +60,35 @@ def train_and_register(
         trials=trials,
         progress=progress,
     )
+    return registered_summary(
+        result, settings, source=source, started=started, metrics_out=metrics_out, progress=progress
+    )
+
+
+def check_artifact_store(settings: Settings) -> None:
+    """Fail before minutes of training, not after, when an s3:// artifact bucket is missing."""
+    from churnops.data.storage import existing_bucket, is_object_url
+
+    if is_object_url(settings.artifact_location):
+        existing_bucket(str(settings.artifact_location))
+
+
+def registered_summary(
+    result: TrainResult,
+    settings: Settings,
+    *,
+    source: str,
+    started: float,
+    metrics_out: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Log and register a training (either engine's); return what ``train --json`` prints.
+
+    Row counts come from the result's settings when the engine logged samples of its
+    frames (Spark), else from the frames themselves.
+    """
+    from churnops import registry
+
     version = registry.log_training(result, settings, source=source, progress=progress)
     if metrics_out is not None:
         metrics_out.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +104,10 @@ def train_and_register(
         "calibration": result.calibration.method,
         "seconds": round(time.perf_counter() - started, 2),
         "train_seconds": result.seconds,
-        "rows": {"train": len(result.train_frame), "holdout": len(result.holdout_frame)},
+        "rows": {
+            "train": result.settings.get("rows_train", len(result.train_frame)),
+            "holdout": result.settings.get("rows_holdout", len(result.holdout_frame)),
+        },
         "family_cv": {k: round(v, 6) for k, v in result.family_scores.items()},
         "cv": {k: round(v, 6) for k, v in result.cv.items()},
         "holdout": {k: round(v, 6) for k, v in result.holdout.items()},

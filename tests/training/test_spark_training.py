@@ -1,13 +1,15 @@
 """Training on Spark gives the local model's quality and the very artifact a local run registers.
 
 One logistic training on the demo table (local[2], 1 trial, 2 folds) is shared by the
-module; the XGBoost path runs once on a small table. Each Spark session costs ~10-20 s.
+module; the XGBoost path runs once on a small table. Every training uses the module's one
+Spark session (a session costs ~10-20 s to start), as it would a notebook's.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,16 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java (java not on PATH)"),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One local Spark session for the module; training uses it and leaves it running."""
+    from churnops.batch.spark import spark_session
+
+    session = spark_session("local[2]", tmp_path_factory.mktemp("spark-scratch"))
+    yield session
+    session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +144,11 @@ def test_the_spark_model_serves_and_scores_unchanged(
     assert run["rows_rejected"] == 0
 
 
-def test_xgboost_on_spark_registers_a_booster_that_loads(tmp_path: Path) -> None:
-    """distributed XGBoost ends as the native booster artifact, scoring as before saving."""
+def test_xgboost_on_spark_registers_a_booster_that_loads(spark: Any, tmp_path: Path) -> None:
+    """distributed XGBoost ends as the native booster artifact, scoring as before saving;
+    the caller's session is used and left running."""
+    from pyspark.sql import SparkSession
+
     from churnops.scoring.artifact import load_artifact, save_artifact
     from churnops.scoring.estimators import XGBoostEstimator
     from churnops.training.spark import train_spark
@@ -144,6 +159,7 @@ def test_xgboost_on_spark_registers_a_booster_that_loads(tmp_path: Path) -> None
     result = train_spark(
         str(path), settings, target="churn", id_column="customer_id", families=["xgboost"]
     )
+    assert SparkSession.getActiveSession() is spark
     assert isinstance(result.model.estimator, XGBoostEstimator)
     assert result.holdout["roc_auc"] > 0.6
     save_artifact(result.model, tmp_path / "artifact")

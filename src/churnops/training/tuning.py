@@ -108,8 +108,38 @@ def tune_family(
     ``trials`` is the per-family budget; the family runs its share of it
     (:meth:`Candidate.trials`), starting from its ``first_trial`` when it has one.
     """
+
+    def evaluate(trial: optuna.Trial, params: dict[str, Any]) -> tuple[float, np.ndarray]:
+        import optuna
+
+        def report(step: int, running: float) -> None:
+            trial.report(running, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned
+
+        oof = cv_predict(candidate, params, X, y, folds, seed, metric, layout, report)
+        return float(np.mean([score_metric(metric, y[e], oof[e]) for _, e in folds])), oof
+
+    return search(candidate, evaluate, trials=trials, seed=seed, progress=progress)
+
+
+def search(
+    candidate: Candidate,
+    evaluate: Callable[[optuna.Trial, dict[str, Any]], tuple[float, np.ndarray]],
+    *,
+    trials: int,
+    seed: int,
+    progress: ProgressFn | None = None,
+    engine: str = "",
+) -> FamilyResult:
+    """Run Optuna over ``candidate``'s space; ``evaluate(trial, params)`` cross-validates.
+
+    Shared by both engines (``engine`` only names the progress bar): ``evaluate``
+    returns the mean CV score and the out-of-fold probabilities, and may report fold
+    scores to the trial to be pruned (seeded TPE, median pruning).
+    """
     trials = candidate.trials(trials)
-    task = f"tune {candidate.name}"
+    task = f"tune {candidate.name}{f' ({engine})' if engine else ''}"
     if progress is not None:  # the bar shows (and its clock runs) from the start
         progress(task, 0, trials)
     import optuna
@@ -126,16 +156,8 @@ def tune_family(
     oofs: dict[int, np.ndarray] = {}
 
     def objective(trial: optuna.Trial) -> float:
-        params = candidate.suggest(trial)
-
-        def report(step: int, running: float) -> None:
-            trial.report(running, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned
-
-        oof = cv_predict(candidate, params, X, y, folds, seed, metric, layout, report)
-        oofs[trial.number] = oof
-        return float(np.mean([score_metric(metric, y[e], oof[e]) for _, e in folds]))
+        score, oofs[trial.number] = evaluate(trial, candidate.suggest(trial))
+        return score
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if progress is not None:

@@ -7,7 +7,6 @@ and the API, batch scoring and monitoring load it unchanged.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,9 @@ def train_and_register_spark(
     The summary has the keys of a local training's (``churnops train --json``), plus
     ``engine`` and ``master``.
     """
-    from churnops import registry
+    from churnops.stages import check_artifact_store, registered_summary
 
+    check_artifact_store(settings)
     started = time.perf_counter()
     result = train_spark(
         data,
@@ -54,33 +54,12 @@ def train_and_register_spark(
         master=master,
         progress=progress,
     )
-    source = data or f"spark-table:{table}"
-    version = registry.log_training(result, settings, source=source, progress=progress)
-    if metrics_out is not None:
-        metrics_out.parent.mkdir(parents=True, exist_ok=True)
-        metrics_out.write_text(json.dumps(result.holdout, indent=2))
-    return {
-        "run_id": version.run_id,
-        "model_name": version.name,
-        "model_version": version.version,
-        "aliases": version.aliases,
-        "family": result.family,
-        "params": result.params,
-        "threshold": round(result.model.threshold, 6),
-        "calibration": result.calibration.method,
-        "seconds": round(time.perf_counter() - started, 2),
-        "train_seconds": result.seconds,
-        "rows": {
-            "train": result.settings["rows_train"],
-            "holdout": result.settings["rows_holdout"],
-        },
-        "family_cv": {k: round(v, 6) for k, v in result.family_scores.items()},
-        "cv": {k: round(v, 6) for k, v in result.cv.items()},
-        "holdout": {k: round(v, 6) for k, v in result.holdout.items()},
-        "top_features": list(result.importance)[:5],
-        "warnings": [],
-        "metrics_file": str(metrics_out) if metrics_out else None,
-        "tracking_uri": settings.resolved_tracking_uri,
-        "engine": "spark",
-        "master": master,
-    }
+    summary = registered_summary(
+        result,
+        settings,
+        source=data or f"spark-table:{table}",
+        started=started,
+        metrics_out=metrics_out,
+        progress=progress,
+    )
+    return summary | {"engine": "spark", "master": master}

@@ -43,7 +43,7 @@ from churnops.training.spark.contract import ORDER, spark_contract, table_digest
 from churnops.training.spark.families import FEATURES, LABEL, SPARK_FAMILIES, spark_family
 from churnops.training.spark.source import Positions, read_frame
 from churnops.training.threshold import choose_threshold, profit_curve
-from churnops.training.tuning import FamilyResult, TrialRecord, stratified_folds
+from churnops.training.tuning import FamilyResult, search, stratified_folds
 
 SAMPLE_ROWS = 100_000  # rows of the logged training and holdout frames
 EXPLAIN_ROWS = 2000  # holdout rows brought to the driver for SHAP (explain.SAMPLE_ROWS)
@@ -86,15 +86,20 @@ def train_spark(
     from churnops.extras import require
 
     require("pyspark", "spark")
+    from pyspark.sql import SparkSession
+
     from churnops.batch.spark import spark_session
 
     started = time.perf_counter()
     names = families or [f for f in settings.families if f in SPARK_FAMILIES] or ["logistic"]
     chosen = [spark_family(name) for name in names]
+    # A session the caller already runs (a notebook's, a test module's) is used and left
+    # running; one started here is stopped here.
+    active = SparkSession.getActiveSession()
     with tempfile.TemporaryDirectory(prefix="churnops-spark-train-") as tmp:
         scratch = Path(tmp)
         with step(progress, f"start Spark ({master})"):
-            spark = spark_session(master, scratch)
+            spark = active or spark_session(master, scratch)
             spark.sparkContext.setLogLevel("ERROR")
             # Training's group-bys return a few rows: Spark's default of 200 shuffle
             # partitions is 200 tasks per group-by (the demo's contract: 239 s -> 179 s).
@@ -104,7 +109,8 @@ def train_spark(
             run = _SparkRun(spark, settings, scratch, progress)
             result = run.train(data, table, target, id_column, contract, positive, chosen, trials)
         finally:
-            spark.stop()
+            if active is None:
+                spark.stop()
     result.seconds = round(time.perf_counter() - started, 2)
     result.settings.update({"engine": "spark", "spark_master": master})
     return result
@@ -341,26 +347,9 @@ class _SparkRun:
         trials: int,
     ) -> FamilyResult:
         """Search the family's local space with Optuna; each trial is a k-fold CV on Spark."""
-        import optuna
+        settings = self.settings
 
-        settings, progress = self.settings, self.progress
-        candidate = get_candidate(family.name)
-        trials = candidate.trials(trials)
-        task = f"tune {family.name} (Spark)"
-        if progress is not None:
-            progress(task, 0, trials)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(
-            direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=min(5, trials)),
-            study_name=family.name,
-        )
-        if candidate.first_trial is not None:
-            study.enqueue_trial(candidate.first_trial)
-        oofs: dict[int, np.ndarray] = {}
-
-        def objective(trial: optuna.Trial) -> float:
-            params = candidate.suggest(trial)
+        def evaluate(trial: Any, params: dict[str, Any]) -> tuple[float, np.ndarray]:
             oof = np.full(len(y), np.nan)
             scores = []
             for k, (fit_idx, _) in enumerate(folds):
@@ -369,22 +358,15 @@ class _SparkRun:
                 index, p = self._predict(fitted, encoded.where(encoded.fold == k))
                 oof[index] = p
                 scores.append(score_metric(settings.metric, y[index], p))
-            oofs[trial.number] = oof
-            return float(np.mean(scores))
+            return float(np.mean(scores)), oof
 
-        def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            if progress is not None:
-                progress(task, trial.number + 1, trials)
-
-        study.optimize(objective, n_trials=trials, callbacks=[callback])
-        best = study.best_trial
-        return FamilyResult(
-            family.name,
-            dict(best.params),
-            float(best.value),
-            best.number,
-            oofs[best.number],
-            [TrialRecord.from_optuna(family.name, t) for t in study.trials],
+        return search(
+            get_candidate(family.name),
+            evaluate,
+            trials=trials,
+            seed=settings.seed,
+            progress=self.progress,
+            engine="Spark",
         )
 
     def _predict(self, fitted: Any, rows: Any) -> tuple[np.ndarray, np.ndarray]:
