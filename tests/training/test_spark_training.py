@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -113,6 +112,7 @@ def test_the_spark_model_serves_and_scores_unchanged(
     from fastapi.testclient import TestClient
 
     from churnops.batch import score
+    from churnops.data.sources import read_parquet
     from churnops.scoring import Predictor
     from churnops.serving.app import create_app
     from churnops.serving.auth import create_key
@@ -125,7 +125,7 @@ def test_the_spark_model_serves_and_scores_unchanged(
             "serve_key_cache_seconds": 0.0,
         }
     )
-    customers = pd.read_parquet(demo_file).head(50)
+    customers = read_parquet(demo_file).head(50)
     record = {
         k: (None if isinstance(v, float) and np.isnan(v) else v)
         for k, v in customers.drop(columns="churn").iloc[0].to_dict().items()
