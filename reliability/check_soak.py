@@ -61,6 +61,7 @@ def run(home: Home, budget: Budget) -> Result:
     tail = [kb for t, kb in rss if t >= WARMUP_SECONDS + budget.soak_seconds - 60] or [rss[-1][1]]
     growth = statistics.median(tail) / statistics.median(base) - 1
     errors = len(result.failed)
+    kinds = sorted({f"{s.status} {s.error or ''}".strip() for s in result.failed})
     ratio = p99_last / p99_first if p99_first else 0.0
     passed = (
         growth < 0.10
@@ -79,6 +80,7 @@ def run(home: Home, budget: Budget) -> Result:
         passed,
         f"RSS {statistics.median(base) / 1024:.0f} → {statistics.median(tail) / 1024:.0f} MiB "
         f"(medians of the first and last minute after a {WARMUP_SECONDS:.0f} s warm-up); "
-        f"{len(result.samples):,} requests",
+        f"{len(result.samples):,} requests"
+        + (f"; failed: {', '.join(kinds)[:300]}" if kinds else ""),
         time.monotonic() - started,
     )

@@ -58,6 +58,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
+KEEPALIVE_EXPIRY_SECONDS = 2.0
+
 RequestFn = Callable[[int], tuple[str, str, Any]]  # i -> (method, path, json body)
 
 
@@ -72,7 +74,15 @@ async def _run(
     timeout: float,
 ) -> LoadResult:
     samples: list[Sample] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # The client drops an idle connection well before the server's keep-alive timeout
+    # (serve.py: 5 s). With equal timeouts (httpx's default is also 5 s) a request can be
+    # written on a socket the server is closing at that instant: a ReadError that says
+    # nothing about the server under test.
+    limits = httpx.Limits(
+        max_connections=concurrency,
+        max_keepalive_connections=concurrency,
+        keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+    )
     gate = asyncio.Semaphore(concurrency)
     t0 = time.perf_counter()
 

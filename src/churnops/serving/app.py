@@ -38,7 +38,7 @@ from churnops.serving.problems import problem_response, public
 from churnops.serving.ratelimit import make_limits
 from churnops.serving.routes import admin, health, predict, reports
 from churnops.serving.schemas import customer_model
-from churnops.serving.state import Loader, ModelState
+from churnops.serving.state import Loader, ModelState, freeze_heap
 
 log = logging.getLogger("churnops.serving")
 
@@ -119,6 +119,7 @@ def create_app(
         if settings.serve_poll_seconds > 0:
             tasks.append(asyncio.create_task(models.poll(settings.serve_poll_seconds)))
         tasks.append(asyncio.create_task(metrics.watch_loop_lag()))
+        freeze_heap()  # what start-up imported (the store, the key cache) is long-lived too
         try:
             yield
         finally:
