@@ -38,15 +38,20 @@ def test_help_is_fast() -> None:
     assert time.perf_counter() - started < 5
 
 
-def test_version_and_shell_completion() -> None:
+def test_version_and_shell_completion(monkeypatch: pytest.MonkeyPatch) -> None:
     """`churnops --version` prints the installed version; Typer's completion is offered."""
     from importlib.metadata import version
+
+    import typer.completion
+
+    # Typer names the shell from the parent processes; a test under nohup/setsid has none.
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "bash")
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout == f"churnops {version('churnops')}\n"
     script = runner.invoke(app, ["--show-completion", "bash"], prog_name="churnops")
-    assert script.exit_code == 0
+    assert script.exit_code == 0, (script.output, script.exception)
     assert "complete -o default -F _churnops_completion churnops" in script.stdout
 
 

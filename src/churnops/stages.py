@@ -27,7 +27,7 @@ _ROWS_NAMED = 5
 
 
 def train_and_register(
-    df: pd.DataFrame,
+    df: pd.DataFrame | str | None,
     settings: Settings,
     *,
     target: str,
@@ -39,30 +39,48 @@ def train_and_register(
     source: str = "",
     metrics_out: Path | None = None,
     progress: ProgressFn | None = None,
+    engine: str = "local",
+    table: str | None = None,
+    master: str = "local[2]",
 ) -> dict[str, Any]:
-    """Train on ``df``, log and register the model, and return the run summary.
+    """Train, log and register the model, and return the run summary.
 
-    The summary is what ``churnops train --json`` prints: run and version ids, the family,
-    the threshold, CV and holdout metrics, and the wall-clock seconds of the whole step.
+    ``engine="local"`` trains on the frame ``df``; ``engine="spark"`` on what Spark reads:
+    ``df`` is then a Parquet file or folder, a CSV file or an ``s3://`` URL (or None with a
+    Spark ``table``), on ``master``. Both register the same way, so the summary is what
+    ``churnops train --json`` prints either way — run and version ids, the family, the
+    threshold, CV and holdout metrics, the wall-clock seconds of the whole step — plus
+    ``engine`` and ``master`` for Spark.
     """
-    from churnops.training.run import train
-
     check_artifact_store(settings)
     started = time.perf_counter()
-    result = train(
-        df,
-        settings,
-        target=target,
-        id_column=id_column,
-        contract=contract,
-        positive=positive,
-        families=families,
-        trials=trials,
-        progress=progress,
-    )
-    return registered_summary(
+    how: dict[str, Any] = {
+        "target": target,
+        "id_column": id_column,
+        "contract": contract,
+        "positive": positive,
+        "families": families,
+        "trials": trials,
+        "progress": progress,
+    }
+    if engine == "spark":
+        from churnops.training.spark import train_spark
+
+        data = None if df is None else str(df)
+        result = train_spark(data, settings, table=table, master=master, **how)
+        source = source or data or f"spark-table:{table}"
+    else:
+        import pandas
+
+        from churnops.training.run import train
+
+        if not isinstance(df, pandas.DataFrame):
+            raise TypeError("the local engine trains on a pandas DataFrame")
+        result = train(df, settings, **how)
+    summary = registered_summary(
         result, settings, source=source, started=started, metrics_out=metrics_out, progress=progress
     )
+    return summary | ({"engine": "spark", "master": master} if engine == "spark" else {})
 
 
 def check_artifact_store(settings: Settings) -> None:

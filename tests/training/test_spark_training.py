@@ -52,15 +52,20 @@ def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def spark_trained(tmp_path_factory: pytest.TempPathFactory, demo_file: Path) -> dict[str, Any]:
     """A home whose only version was trained on Spark, the summary, and a local training."""
     from churnops.data.sources import read_parquet
+    from churnops.stages import train_and_register
     from churnops.training.run import train
-    from churnops.training.spark import train_and_register_spark
 
     home = tmp_path_factory.mktemp("spark-home") / "home"
     settings = Settings(
         home=home, trials=1, cv_folds=2, tracking_uri=home_tracking_uri(home), ensemble=False
     )
-    summary = train_and_register_spark(
-        str(demo_file), settings, target="churn", id_column="customer_id", families=["logistic"]
+    summary = train_and_register(
+        demo_file,
+        settings,
+        target="churn",
+        id_column="customer_id",
+        families=["logistic"],
+        engine="spark",
     )
     local = train(
         read_parquet(demo_file),

@@ -70,34 +70,22 @@ def train_command(
     settings = _with(get_settings(), updates)
     names = [n.strip() for item in families or [] for n in item.split(",") if n.strip()] or None
     contract = DataContract.load(contract_file) if contract_file else None
-    if engine == "spark":
-        summary = _train_on_spark(
-            data,
-            db,
-            table,
-            master,
-            settings,
-            target,
-            id_column,
-            contract,
-            positive,
-            names,
-            trials,
-            metrics_out,
+    if engine == "spark" and db:
+        raise ConfigError(
+            "--engine spark reads files, s3:// URLs or Spark tables (--table without --db); "
+            "train SQL tables with --engine local or export them to Parquet first."
         )
-        if as_json:
-            print_json(summary)
-        else:
-            print_training(summary)
-        return
     with progress_bars(enabled=True) as progress:
-        with step(progress, "read data"):
-            df = read_source(data, db, table)
-            # The training stage's imports (numba kernels, scikit-learn) take seconds: load
-            # them while this step's clock runs rather than before the next step shows.
-            import churnops.training.run  # noqa: F401
+        if engine == "spark":
+            frame: Any = data  # Spark reads DATA (or --table) itself, on its workers
+        else:
+            with step(progress, "read data"):
+                frame = read_source(data, db, table)
+                # The training stage's imports (numba kernels, scikit-learn) take seconds:
+                # load them while this step's clock runs rather than before the next step.
+                import churnops.training.run  # noqa: F401
         summary = train_and_register(
-            df,
+            frame,
             settings,
             target=target,
             id_column=id_column,
@@ -105,55 +93,17 @@ def train_command(
             positive=positive,
             families=names,
             trials=trials,
-            source=str(data or f"{db}#{table}"),
+            source=str(data or (f"{db}#{table}" if db else f"spark-table:{table}")),
             metrics_out=metrics_out,
             progress=progress,
+            engine=engine,
+            table=table,
+            master=master,
         )
     if as_json:
         print_json(summary)
         return
     print_training(summary)
-
-
-def _train_on_spark(
-    data: str | None,
-    db: str | None,
-    table: str | None,
-    master: str,
-    settings: Any,
-    target: str,
-    id_column: str | None,
-    contract: Any,
-    positive: str | None,
-    families: list[str] | None,
-    trials: int | None,
-    metrics_out: Path,
-) -> dict[str, Any]:
-    """Run ``train --engine spark``: Spark reads files, s3:// URLs and its catalog's tables."""
-    from churnops.errors import ConfigError
-
-    if db:
-        raise ConfigError(
-            "--engine spark reads files, s3:// URLs or Spark tables (--table without --db); "
-            "train SQL tables with --engine local or export them to Parquet first."
-        )
-    from churnops.training.spark import train_and_register_spark
-
-    with progress_bars(enabled=True) as progress:
-        return train_and_register_spark(
-            data,
-            settings,
-            target=target,
-            id_column=id_column,
-            contract=contract,
-            positive=positive,
-            families=families,
-            trials=trials,
-            table=table,
-            master=master,
-            metrics_out=metrics_out,
-            progress=progress,
-        )
 
 
 def print_training(summary: dict[str, Any]) -> None:
