@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from churnops.data.contract import DataContract, infer_contract
+from churnops.data.contract import DataContract, accepting_all_of, infer_contract
 from churnops.data.demo import load_demo
 from churnops.errors import ContractError
 from tests.factories import make_customers
@@ -121,3 +121,38 @@ def test_a_contract_no_rule_could_apply_is_refused_at_load(tmp_path: Path) -> No
     path.write_text(json.dumps(data))
     with pytest.raises(ContractError, match="exactly two levels"):
         DataContract.load(path)
+
+
+def test_a_retraining_contract_accepts_what_the_old_one_accepted(demo: pd.DataFrame) -> None:
+    """A fresh contract from data without blanks, big values or a level still takes them."""
+    from churnops.scoring.records import RecordCodec
+
+    old = infer_contract(demo, "churn", "customer_id")
+    recent = demo[
+        demo["total_charges"].notna()
+        & (demo["monthly_charges"] < 100)
+        & (demo["payment_method"] != "Mailed check")
+    ]
+    fresh = infer_contract(recent, "churn", "customer_id")
+    blank = demo[demo["total_charges"].isna()].iloc[0].drop("churn").to_dict()
+    # above the fresh contract's upper bound (its max plus slack), inside the old one's
+    big = recent.iloc[0].drop("churn").to_dict() | {"monthly_charges": 200.0}
+    mailed = demo[demo["payment_method"] == "Mailed check"].iloc[0].drop("churn").to_dict()
+    rows = [{k: (None if v != v else v) for k, v in r.items()} for r in (blank, big, mailed)]
+
+    for i, row in enumerate(rows):
+        with pytest.raises(Exception, match="record 1"):
+            RecordCodec(fresh).encode_matrix([row])
+        assert RecordCodec(old).encode_matrix([row]).shape[0] == 1, i
+
+    widened = accepting_all_of(fresh, old)
+    assert RecordCodec(widened).encode_matrix(rows).shape[0] == 3
+    spec = {c.name: c for c in widened.columns}
+    assert spec["total_charges"].policy.missing == "impute"
+    assert (
+        spec["monthly_charges"].upper == {c.name: c for c in old.columns}["monthly_charges"].upper
+    )
+    assert spec["payment_method"].policy.unseen == "ignore"
+    # only features are touched, and the fresh data still decides what it learned
+    assert spec["churn"] == {c.name: c for c in fresh.columns}["churn"]
+    assert widened.digest == fresh.digest

@@ -240,6 +240,44 @@ def infer_contract(
     )
 
 
+def accepting_all_of(fresh: DataContract, old: DataContract) -> DataContract:
+    """Return ``fresh`` loosened so it accepts every record ``old`` accepted.
+
+    Why: a retrained challenger infers its contract from recent data. A column that had no
+    blanks there, a narrower range, or a level that did not occur would make the new
+    champion refuse customers the old one scored (after ``make run``'s simulated retrain:
+    every new customer with a blank ``total_charges``, 11 of the demo's 7,043). Per
+    feature of the same kind: a blank the old contract imputed is imputed; the accepted
+    range is the wider of the two; a level only the old contract knew, or an old policy
+    that ignored unseen levels, encodes as no level instead of an error; clipping stays.
+    """
+    before = {c.name: c for c in old.columns}
+    columns = []
+    for col in fresh.columns:
+        was = before.get(col.name)
+        if was is None or col.role != "feature" or was.kind != col.kind:
+            columns.append(col)
+            continue
+        policy = col.policy.model_copy()
+        if was.policy.missing == "impute":
+            policy.missing = "impute"
+        if was.policy.unseen == "ignore" or set(was.categories or {}) - set(col.categories or {}):
+            policy.unseen = "ignore"
+        if was.policy.out_of_range == "clip":
+            policy.out_of_range = "clip"
+        bounds = {
+            "lower": _wider(col.lower, was.lower, min),
+            "upper": _wider(col.upper, was.upper, max),
+        }
+        columns.append(col.model_copy(update={"policy": policy, **bounds}))
+    return fresh.model_copy(update={"columns": columns})
+
+
+def _wider(a: float | None, b: float | None, pick: Any) -> float | None:
+    """The looser of two bounds; None (no bound) when either has none."""
+    return None if a is None or b is None else pick(a, b)
+
+
 def infer_column(values: pd.Series) -> ColumnSpec:
     """Infer the kind and the seen values of one feature column."""
     name = str(values.name)

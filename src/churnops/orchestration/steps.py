@@ -213,12 +213,16 @@ def train_challenger(
     trials: int | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Train and register a challenger on the source (it infers a fresh contract).
+    """Train and register a challenger on the source, with a fresh contract.
 
     Target and id columns follow the champion's contract, so a new dataset needs no
-    configuration after the first model. ``trials`` overrides the tuning budget (the
-    demo's weeks retrain on a small one).
+    configuration after the first model. The fresh contract is inferred from the source
+    and loosened to accept every record the champion accepts
+    (:func:`~churnops.data.contract.accepting_all_of`), so a promotion never starts
+    refusing customers. ``trials`` overrides the tuning budget (the demo's weeks retrain
+    on a small one).
     """
+    from churnops.data.contract import accepting_all_of, infer_contract
     from churnops.stages import train_and_register
 
     contract = champion.model.contract if champion else None
@@ -226,11 +230,15 @@ def train_challenger(
     id_column = contract.id if contract else settings.pipeline_id
     if id_column is not None and id_column not in source.frame.columns:
         id_column = None
+    fresh = None
+    if contract is not None:
+        fresh = accepting_all_of(infer_contract(source.frame, target, id_column), contract)
     summary = train_and_register(
         source.frame,
         settings,
         target=target,
         id_column=id_column,
+        contract=fresh,
         trials=trials,
         source=source.name,
         progress=progress,
