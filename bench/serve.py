@@ -273,6 +273,25 @@ def load(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict
     return out
 
 
+def must_answer(url: str, body: bytes, headers: dict[str, str]) -> None:
+    """Stop the bench when the server refuses a payload: refusals are fast, not throughput.
+
+    (A champion whose contract refused one of the 1,000 batch customers once made every
+    batch request a quick 422, and the bench printed that as customers scored per second.)
+    """
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, body, {**headers, "Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            answer.read()
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"{url} answered {exc.code}: {exc.read()[:400]!r}") from None
+
+
 def _merge(runs: list[dict[str, float]]) -> dict[str, float]:
     """Combine rounds: mean req/s and CPU, worst p50/p99, summed errors."""
     out = {
@@ -372,6 +391,7 @@ def main() -> None:
         s = args.seconds
         warm = (("/v1/predict", one), ("/bench/noop", one), ("/v1/predict/batch", batch))
         for path, body in warm:
+            must_answer(f"{base}{path}", body, headers)
             load(f"{base}{path}", body, headers, 1)  # warm-up (caches, numba, sqlite)
         load(f"{bare}/noop", one, {}, 1)
         # bare, in-app no-op and predict alternate so that load from other processes on the
@@ -437,7 +457,8 @@ def main() -> None:
     tails = ", ".join(f"{p['p99_ms']:.2f}" for _, _, p in rounds)
     print(f"{'p99 /v1/predict, every round':<28} {tails} ms (target <= 5 ms each)")
     print(f"{'event-loop lag probes':<28} {lag}")
-    print(f"{'batch customers/s':<28} {r['batch']['rps'] * 1000:8.0f}  (target >= 100,000)")
+    answered = r["batch"]["rps"] - r["batch"]["errors"] / args.seconds  # refusals do not count
+    print(f"{'batch customers/s':<28} {answered * 1000:8.0f}  (target >= 100,000)")
     print("(ratios: median of the rounds; rows above: mean req/s over the rounds, worst p99)")
 
 

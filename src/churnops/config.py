@@ -259,6 +259,13 @@ class Settings(BaseSettings):
         "contract, at most 6; None = the first 6 such columns in contract order.",
     )
     spark_master: str = Field("local[*]", description="Spark master for --engine spark.")
+    spark_driver_memory: str = Field(
+        "",
+        pattern=r"^(\d+[kmgt]?)?$",
+        description="JVM heap of the Spark driver (and of its executors in local[N] mode), "
+        "e.g. 8g; empty = Spark's default (1g). Raise it when a Spark step fails with "
+        "OutOfMemoryError.",
+    )
     batch_stale_minutes: float = Field(
         30.0,
         gt=0.0,

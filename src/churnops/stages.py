@@ -41,16 +41,16 @@ def train_and_register(
     progress: ProgressFn | None = None,
     engine: str = "local",
     table: str | None = None,
-    master: str = "local[2]",
+    master: str | None = None,
 ) -> dict[str, Any]:
     """Train, log and register the model, and return the run summary.
 
     ``engine="local"`` trains on the frame ``df``; ``engine="spark"`` on what Spark reads:
     ``df`` is then a Parquet file or folder, a CSV file or an ``s3://`` URL (or None with a
-    Spark ``table``), on ``master``. Both register the same way, so the summary is what
-    ``churnops train --json`` prints either way — run and version ids, the family, the
-    threshold, CV and holdout metrics, the wall-clock seconds of the whole step — plus
-    ``engine`` and ``master`` for Spark.
+    Spark ``table``), on ``master`` (default: ``settings.spark_master``). Both register the
+    same way, so the summary is what ``churnops train --json`` prints either way — run and
+    version ids, the family, the threshold, CV and holdout metrics, the wall-clock seconds
+    of the whole step — plus ``engine`` and ``master`` for Spark.
     """
     check_artifact_store(settings)
     started = time.perf_counter()
@@ -67,6 +67,7 @@ def train_and_register(
         from churnops.training.spark import train_spark
 
         data = None if df is None else str(df)
+        master = master or settings.spark_master
         result = train_spark(data, settings, table=table, master=master, **how)
         source = source or data or f"spark-table:{table}"
     else:

@@ -33,9 +33,18 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One local Spark session for the module; training uses it and leaves it running."""
     from churnops.batch.spark import spark_session
 
-    session = spark_session("local[2]", tmp_path_factory.mktemp("spark-scratch"))
+    session = spark_session("local[2]", tmp_path_factory.mktemp("spark-scratch"), "1200m")
     yield session
     session.stop()
+
+
+def test_the_driver_memory_setting_reaches_the_jvm(spark: Any) -> None:
+    """CHURNOPS_SPARK_DRIVER_MEMORY sizes the heap of the JVM the session starts."""
+    assert spark.sparkContext.getConf().get("spark.driver.memory") == "1200m"
+    heap = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory()
+    assert 1000 * 2**20 < heap <= 1200 * 2**20
+    with pytest.raises(ValueError, match="spark_driver_memory"):
+        Settings(spark_driver_memory="lots")
 
 
 @pytest.fixture(scope="module")

@@ -52,14 +52,22 @@ OUTPUT_COLUMNS = [
 ROW_COLUMN = "_churnops_row"
 
 
-def spark_session(master: str, scratch: Path) -> Any:
-    """Return a Spark session whose workers use this Python and whose scratch is ``scratch``."""
+def spark_session(master: str, scratch: Path, driver_memory: str = "") -> Any:
+    """Return a Spark session whose workers use this Python and whose scratch is ``scratch``.
+
+    ``driver_memory`` (``"8g"``) sizes the driver's JVM heap, which in ``local[N]`` mode is
+    also the executors'; empty keeps Spark's default (1g). It only applies when this call
+    starts the JVM.
+    """
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     from pyspark.sql import SparkSession
 
+    builder = SparkSession.builder
+    if driver_memory:
+        builder = builder.config("spark.driver.memory", driver_memory)
     return (
-        SparkSession.builder.master(master)
+        builder.master(master)
         .appName("churnops-score")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -91,7 +99,7 @@ def spark_results(
         )
     with tempfile.TemporaryDirectory(prefix="churnops-spark-") as tmp:
         scratch = Path(tmp)
-        spark = spark_session(master, scratch)
+        spark = spark_session(master, scratch, settings.spark_driver_memory)
         spark.sparkContext.setLogLevel("ERROR")
         staged = scratch / "staged"
         try:

@@ -47,8 +47,11 @@ def train_command(
         help="local (pandas, one machine) or spark (tables that do not fit one machine; "
         "DATA may be a Parquet folder or s3:// URL, --table without --db a Spark table).",
     ),
-    master: str = typer.Option(
-        "local[2]", "--master", help="Spark master for --engine spark (local[N], spark://...)."
+    master: str | None = typer.Option(
+        None,
+        "--master",
+        help="Spark master for --engine spark (local[N], spark://...); default: the "
+        "spark_master setting.",
     ),
     as_json: bool = JsonOption,
 ) -> None:

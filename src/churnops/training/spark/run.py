@@ -99,7 +99,7 @@ def train_spark(
     with tempfile.TemporaryDirectory(prefix="churnops-spark-train-") as tmp:
         scratch = Path(tmp)
         with step(progress, f"start Spark ({master})"):
-            spark = active or spark_session(master, scratch)
+            spark = active or spark_session(master, scratch, settings.spark_driver_memory)
             spark.sparkContext.setLogLevel("ERROR")
             # Training's group-bys return a few rows: Spark's default of 200 shuffle
             # partitions is 200 tasks per group-by (the demo's contract: 239 s -> 179 s).
