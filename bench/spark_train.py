@@ -98,7 +98,9 @@ def measure(engine: str, path: Path, master: str, timeout: float) -> dict:
             "--json",
         ]
         started = time.perf_counter()
-        child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        log = path.with_name(f"train-{engine}-{path.stem}.log")  # kept: why a run failed
+        with log.open("wb") as err:
+            child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err)
         peak = PeakSampler(child.pid)
         peak.start()
         try:
@@ -116,6 +118,7 @@ def measure(engine: str, path: Path, master: str, timeout: float) -> dict:
         "seconds": round(seconds, 1),
         "peak_gib": round(peak.peak / GIB, 2),
         "holdout_roc_auc": summary.get("holdout", {}).get("roc_auc"),
+        "stderr": str(log),
     }
 
 
