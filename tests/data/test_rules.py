@@ -20,6 +20,7 @@ from churnops.data.rules import (
     UNSEEN,
     ColumnRule,
     Verdict,
+    accepted_ids,
     judge_id,
 )
 from churnops.errors import ScoringInputError
@@ -105,6 +106,33 @@ def test_ids() -> None:
     for bad in ("", "   ", "x" * 201, True, 1.5):
         assert judge_id(bad).check == "bad_id", bad  # type: ignore[union-attr]
     assert judge_id(None).check == "missing_id"  # type: ignore[union-attr]
+
+
+_ID_CHARS = st.sampled_from(
+    ["a", "7", "-", " ", "\u00a0", "\u2028", "\u3000", "\x00", "\x1f", "\x85", "\t", "é"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(_ID_CHARS, max_size=4),
+            st.text(min_size=199, max_size=202, alphabet="x"),
+            st.integers(),
+            st.none(),
+        ),
+        max_size=6,
+    )
+)
+def test_ids_judged_together_are_accepted_only_when_each_would_be(values: list[Any]) -> None:
+    """accepted_ids (the batch path) never accepts an id judge_id refuses, nor changes one."""
+    together = accepted_ids(values)
+    each = [judge_id(v) for v in values]
+    if together is not None:
+        assert together == each
+    elif values and all(type(v) is str for v in values):
+        assert any(not isinstance(j, str) for j in each)
 
 
 def test_the_api_reports_the_same_message_as_a_batch_reason(contract: DataContract) -> None:

@@ -30,6 +30,7 @@ from churnops.data.rules import (
     ColumnRule,
     Problem,
     Verdict,
+    accepted_ids,
     judge_id,
 )
 
@@ -190,7 +191,10 @@ def _id_column(ids: pd.Series) -> tuple[list[Verdict], np.ndarray | None]:
         with np.errstate(invalid="ignore"):
             fractional = ~missing & (np.floor(array) != array)
         return _masks([(missing, MISSING_ID), (fractional, BAD_ID)], len(ids))
-    judged = [judge_id(v) for v in ids.to_numpy(dtype=object)]
+    values = ids.to_numpy(dtype=object).tolist()
+    if accepted_ids(values) is not None:
+        return [], None
+    judged = [judge_id(v) for v in values]
     verdicts = [BAD_ID, CONTROL_ID, MISSING_ID]
     codes = np.array(
         [verdicts.index(j) + 1 if isinstance(j, Verdict) else 0 for j in judged], dtype=np.int16

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from churnops.data.contract import DataContract
-from churnops.data.rules import ColumnRule, Verdict, judge_id
+from churnops.data.rules import ColumnRule, Verdict, accepted_ids, judge_id
 from churnops.errors import ScoringInputError
 from churnops.features.encoder import FeatureEncoder
 
@@ -125,8 +125,8 @@ class RecordCodec:
             return None
         get = dict.get
         if self.id_column and not ids_judged:
-            ids = map(get, records, repeat(self.id_column))
-            if any(type(judge_id(i)) is Verdict for i in ids):
+            ids = list(map(get, records, repeat(self.id_column)))
+            if accepted_ids(ids) is None and any(type(judge_id(i)) is Verdict for i in ids):
                 return None
         X = np.zeros((n, self.width), dtype=np.float64)
         for rule, values in zip(self.rules, self._columns(records), strict=True):
