@@ -20,7 +20,7 @@ from churnops.data.rules import (
     UNSEEN,
     ColumnRule,
     Verdict,
-    accepted_ids,
+    ids_accepted,
     judge_id,
 )
 from churnops.errors import ScoringInputError
@@ -126,11 +126,10 @@ _ID_CHARS = st.sampled_from(
     )
 )
 def test_ids_judged_together_are_accepted_only_when_each_would_be(values: list[Any]) -> None:
-    """accepted_ids (the batch path) never accepts an id judge_id refuses, nor changes one."""
-    together = accepted_ids(values)
+    """ids_accepted (the batch path) never accepts an id judge_id refuses, nor changes one."""
     each = [judge_id(v) for v in values]
-    if together is not None:
-        assert together == each
+    if ids_accepted(values):
+        assert each == values
     elif values and all(type(v) is str for v in values):
         assert any(not isinstance(j, str) for j in each)
 

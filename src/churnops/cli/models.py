@@ -96,7 +96,8 @@ def train_command(
             positive=positive,
             families=names,
             trials=trials,
-            source=str(data or (f"{db}#{table}" if db else f"spark-table:{table}")),
+            # Spark's source label (the path or the Spark table) is derived by the stage
+            source=str(data or f"{db}#{table}") if engine == "local" else "",
             metrics_out=metrics_out,
             progress=progress,
             engine=engine,

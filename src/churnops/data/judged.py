@@ -30,7 +30,7 @@ from churnops.data.rules import (
     ColumnRule,
     Problem,
     Verdict,
-    accepted_ids,
+    ids_accepted,
     judge_id,
 )
 
@@ -192,7 +192,7 @@ def _id_column(ids: pd.Series) -> tuple[list[Verdict], np.ndarray | None]:
             fractional = ~missing & (np.floor(array) != array)
         return _masks([(missing, MISSING_ID), (fractional, BAD_ID)], len(ids))
     values = ids.to_numpy(dtype=object).tolist()
-    if accepted_ids(values) is not None:
+    if ids_accepted(values):
         return [], None
     judged = [judge_id(v) for v in values]
     verdicts = [BAD_ID, CONTROL_ID, MISSING_ID]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from churnops.data.contract import DataContract
-from churnops.data.rules import ColumnRule, Verdict, accepted_ids, judge_id
+from churnops.data.rules import ColumnRule, Verdict, ids_accepted, judge_id
 from churnops.errors import ScoringInputError
 from churnops.features.encoder import FeatureEncoder
 
@@ -126,7 +126,7 @@ class RecordCodec:
         get = dict.get
         if self.id_column and not ids_judged:
             ids = list(map(get, records, repeat(self.id_column)))
-            if accepted_ids(ids) is None and any(type(judge_id(i)) is Verdict for i in ids):
+            if not ids_accepted(ids) and any(type(judge_id(i)) is Verdict for i in ids):
                 return None
         X = np.zeros((n, self.width), dtype=np.float64)
         for rule, values in zip(self.rules, self._columns(records), strict=True):

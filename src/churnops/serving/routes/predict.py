@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from numba import njit
 
 from churnops.batch.report import reason_sentence
-from churnops.data.rules import Verdict, accepted_ids, judge_id
+from churnops.data.rules import Verdict, ids_accepted, judge_id
 from churnops.errors import ScoringInputError
 from churnops.scoring import Predictor, RecordCodec
 from churnops.serving.deps import ScorerKeyDep, Services
@@ -254,8 +254,7 @@ async def score_batch(
     ids: list[str | None] = [None] * len(records)
     if id_column is not None:
         raw = [r.get(id_column) if type(r) is dict else None for r in records]
-        judged = accepted_ids(raw)
-        ids = [*judged] if judged is not None else [_id_text(v) for v in raw]
+        ids = raw if ids_accepted(raw) else [_id_text(v) for v in raw]
     state["audit"].update({"customer_ids": ids, "n_customers": len(records)})
     # Canary: group customers by the variant that serves them (usually one group).
     groups: dict[str, tuple[Predictor, list[int]]] = {}
