@@ -14,6 +14,7 @@ from tests.factories import make_customers
 
 PARAMS = {
     "logistic": {"C": 1.0},
+    "spline": {"n_knots": 6, "C": 1.0},
     "lightgbm": {
         "n_estimators": 40,
         "learning_rate": 0.1,
@@ -114,5 +115,5 @@ def test_catboost_runs_half_the_trials_and_starts_from_its_defaults() -> None:
 
 def test_unknown_family_lists_the_known_ones() -> None:
     """An unknown family is a ConfigError naming the choices."""
-    with pytest.raises(ConfigError, match="logistic, lightgbm, xgboost, catboost"):
+    with pytest.raises(ConfigError, match="logistic, spline, lightgbm, xgboost, catboost"):
         get_candidate("lightning")

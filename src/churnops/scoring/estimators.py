@@ -3,8 +3,9 @@
 Why not the fitted scikit-learn objects: a pickled estimator is code (unpickling runs
 whatever it names), breaks when a class moves, and drags scikit-learn into every serving
 process. Each family here holds only what predicts — LightGBM's model text, XGBoost's
-booster (UBJSON), the logistic model's coefficients as JSON numbers — and loads with the
-family's own library at most (never scikit-learn, SciPy or ``churnops.training``).
+booster (UBJSON), the logistic and spline models' coefficients (and knots) as JSON
+numbers — and loads with the family's own library at most (never scikit-learn, SciPy or
+``churnops.training``).
 
 Every family computes the same three things:
 
@@ -14,7 +15,7 @@ Every family computes the same three things:
   online API scores one row; batch jobs score millions; they must agree).
 - ``contributions(X)``: exact SHAP values in log-odds, ``(n, width + 1)`` with the bias
   last — TreeSHAP from the boosters' own ``pred_contrib``, linear SHAP relative to the
-  training mean for the logistic model — so reasons need no explainer object.
+  training mean for the logistic and spline models — so reasons need no explainer object.
 
 LightGBM margins come from the compiled flat-array walk (:mod:`churnops.scoring.trees`)
 when training found it equal to LightGBM on probe rows, so scoring imports no
@@ -172,6 +173,162 @@ class LogisticEstimator(_FromMargins):
             tuple(map(float, meta["mean"])),
             tuple(map(float, meta["scale"])),
             tuple(map(float, meta["coef"])),
+            float(meta["intercept"]),
+        )
+        if model.width != meta["width"]:
+            raise ValueError(f"{META_FILE} says width {meta['width']}, coef has {model.width}")
+        return model
+
+
+# ----------------------------------------------------------------------------- spline
+
+
+@njit(cache=True, nogil=True)
+def _spline_margins(
+    X: Any,
+    coef: Any,
+    columns: Any,
+    bounds: Any,
+    knots: Any,
+    values: Any,
+    intercept: float,
+    out: Any,
+) -> None:  # pragma: no cover - compiled
+    """The linear part, then each spline column's piecewise-linear value, row by row.
+
+    Spline ``s`` reads encoded column ``columns[s]`` through its knots and values
+    ``knots[bounds[s]:bounds[s + 1]]`` (increasing, at least two), constant beyond the
+    end knots (``np.interp``). One loop for one row and for a matrix, so ``margin_one``
+    and ``margins`` agree to the bit.
+    """
+    for i in range(X.shape[0]):
+        z = intercept
+        for j in range(X.shape[1]):
+            z += X[i, j] * coef[j]
+        for s in range(columns.shape[0]):
+            z += _piecewise(X[i, columns[s]], knots, values, bounds[s], bounds[s + 1])
+        out[i] = z
+
+
+@njit(cache=True, nogil=True)
+def _piecewise(
+    x: float, knots: Any, values: Any, lo: int, hi: int
+) -> float:  # pragma: no cover - compiled
+    """``np.interp(x, knots[lo:hi], values[lo:hi])`` for one value, by binary search."""
+    if x <= knots[lo]:
+        return values[lo]
+    if x >= knots[hi - 1]:
+        return values[hi - 1]
+    a, b = lo, hi - 1  # knots[a] < x < knots[b]
+    while b - a > 1:
+        mid = (a + b) // 2
+        if knots[mid] <= x:
+            a = mid
+        else:
+            b = mid
+    slope = (values[b] - values[a]) / (knots[b] - knots[a])
+    return values[a] + slope * (x - knots[a])
+
+
+@dataclass
+class SplineEstimator(_FromMargins):
+    """A logistic model on degree-1 splines: one piecewise-linear function per number.
+
+    ``intercept + Σ coef_j·x_j + Σ_s f_s(x[columns[s]])``, where ``f_s`` runs through
+    ``values[s]`` at ``knots[s]`` and is constant beyond the end knots. Columns without a
+    spline (one-hot columns, constants) have a ``coef``; a spline column's ``coef`` is 0.
+    ``mean`` (each ``coef`` column's training mean; 0 for a spline column) and
+    ``offsets`` (each spline's training mean) are the SHAP baseline: a column contributes
+    its term's difference from its training mean, as the logistic model's linear SHAP
+    does, and the bias is the mean training margin.
+    """
+
+    coef: tuple[float, ...]
+    mean: tuple[float, ...]
+    columns: tuple[int, ...]
+    knots: tuple[tuple[float, ...], ...]
+    values: tuple[tuple[float, ...], ...]
+    offsets: tuple[float, ...]
+    intercept: float
+    family: ClassVar[str] = "spline"
+    width: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.width = len(self.coef)
+        if len(self.mean) != self.width:
+            raise ValueError("spline coef and mean differ in length")
+        if not len(self.columns) == len(self.knots) == len(self.values) == len(self.offsets):
+            raise ValueError("spline columns, knots, values and offsets differ in length")
+        for column, knots, values in zip(self.columns, self.knots, self.values, strict=True):
+            steps = np.diff(knots)
+            if not 0 <= column < self.width or len(knots) < 2 or len(values) != len(knots):
+                raise ValueError(f"spline of column {column}: needs 2+ knots and one value each")
+            if not (steps > 0).all():
+                raise ValueError(f"spline of column {column}: knots must increase")
+        self._coef = np.asarray(self.coef, dtype=np.float64)
+        self._mean = np.asarray(self.mean, dtype=np.float64)
+        self._columns = np.asarray(self.columns, dtype=np.int64)
+        self._bounds = np.cumsum([0, *map(len, self.knots)]).astype(np.int64)
+        self._knots = np.asarray([k for ks in self.knots for k in ks], dtype=np.float64)
+        self._values = np.asarray([v for vs in self.values for v in vs], dtype=np.float64)
+
+    def margins(self, X: np.ndarray) -> np.ndarray:
+        """Return the log-odds of an encoded matrix."""
+        X = _matrix(X, self.width)
+        out = np.empty(X.shape[0])
+        _spline_margins(
+            X,
+            self._coef,
+            self._columns,
+            self._bounds,
+            self._knots,
+            self._values,
+            self.intercept,
+            out,
+        )
+        return out
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Exact SHAP (the model is additive per column): each column's term minus its
+        training mean; the bias is the mean training margin."""
+        X = _matrix(X, self.width)
+        contrib = (X - self._mean) * self._coef
+        for column, knots, values, offset in zip(
+            self.columns, self.knots, self.values, self.offsets, strict=True
+        ):
+            contrib[:, column] = np.interp(X[:, column], knots, values) - offset
+        bias = self.intercept + float(self._mean @ self._coef) + sum(self.offsets)
+        return np.hstack([contrib, np.full((X.shape[0], 1), bias)])
+
+    def save(self, folder: Path) -> list[str]:
+        """Write ``estimator.json`` (floats as JSON numbers: ``repr`` round-trips exactly)."""
+        meta = {
+            "family": self.family,
+            "width": self.width,
+            "coef": list(self.coef),
+            "mean": list(self.mean),
+            "splines": [
+                {"column": c, "knots": list(k), "values": list(v), "offset": o}
+                for c, k, v, o in zip(
+                    self.columns, self.knots, self.values, self.offsets, strict=True
+                )
+            ],
+            "intercept": self.intercept,
+        }
+        return [_write_meta(folder, meta)]
+
+    @classmethod
+    def load(cls, folder: Path) -> SplineEstimator:
+        """Read the model written by :meth:`save`."""
+        meta = _read_meta(folder, cls.family)
+        splines = meta["splines"]
+        model = cls(
+            tuple(map(float, meta["coef"])),
+            tuple(map(float, meta["mean"])),
+            tuple(int(s["column"]) for s in splines),
+            tuple(tuple(map(float, s["knots"])) for s in splines),
+            tuple(tuple(map(float, s["values"])) for s in splines),
+            tuple(float(s["offset"]) for s in splines),
             float(meta["intercept"]),
         )
         if model.width != meta["width"]:
@@ -636,6 +793,7 @@ ESTIMATORS: dict[str, Any] = {
     cls.family: cls
     for cls in (
         LogisticEstimator,
+        SplineEstimator,
         LightGBMEstimator,
         XGBoostEstimator,
         CatBoostEstimator,

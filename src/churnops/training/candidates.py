@@ -7,7 +7,8 @@ the artifact stores and every scoring path uses (which also owns the exact SHAP
 contributions), so nothing fitted here is ever pickled or needed at serving time.
 
 Every builder gets the encoder's :class:`CodeLayout` (which columns are one-hot blocks):
-CatBoost reads each block as one categorical column; the other families ignore it.
+CatBoost reads each block as one categorical column, the spline family bends every
+column outside a block (:mod:`churnops.training.spline`); the other families ignore it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from churnops.scoring.estimators import (
     XGBoostEstimator,
 )
 from churnops.scoring.trees import compile_lightgbm
+from churnops.training import spline
 
 if TYPE_CHECKING:
     import optuna
@@ -228,6 +230,7 @@ CANDIDATES: dict[str, Candidate] = {
     c.name: c
     for c in (
         Candidate("logistic", _logistic_space, _logistic_build, _logistic_native),
+        Candidate("spline", spline.space, spline.build, spline.to_native),
         Candidate("lightgbm", _lightgbm_space, _lightgbm_build, _lightgbm_native),
         Candidate("xgboost", _xgboost_space, _xgboost_build, _xgboost_native),
         # A CatBoost fit costs several LightGBM fits; its defaults are strong, so it
