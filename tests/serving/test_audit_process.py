@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from churnops.config import Settings
 from churnops.serving.audit import AuditWriter
+from churnops.store.audit_writer import WRITER_NICE
 from tests.batch.conftest import postgres_schema_url
 from tests.conftest import POSTGRES_URL, require_service
 from tests.factories import loyal_customer, obvious_churner
@@ -41,6 +42,14 @@ def _wait(predicate: Any, seconds: float = 30.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_the_writer_process_yields_the_core_to_requests(make_api: Any) -> None:
+    """The writer lowers its own priority: its bursts must not preempt the server."""
+    writer = _writer(make_api())
+    assert writer.pid is not None
+    expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + WRITER_NICE)
+    _wait(lambda: os.getpriority(os.PRIO_PROCESS, writer.pid) == expected, 10.0)
 
 
 def test_rows_are_written_by_a_separate_process_and_flushed_at_shutdown(make_api: Any) -> None:

@@ -224,6 +224,7 @@ def test_batch_scoring_is_bounded_and_never_blocks_the_event_loop(
     slow = SlowPredictor(**fields)
     api = make_api(
         loader=lambda alias: slow,
+        serve_inline_batch=0,  # every batch goes to the scoring threads
         serve_max_concurrent_batches=1,
         serve_batch_queue=0,
         serve_timeout_seconds=0.4,
@@ -255,6 +256,35 @@ def test_batch_scoring_is_bounded_and_never_blocks_the_event_loop(
     assert "churnops_scoring_rejected_total 1.0" in api.client.get("/metrics").text
 
 
+@dataclasses.dataclass
+class ThreadNotingPredictor(Predictor):
+    """The champion, noting the thread that scores each batch."""
+
+    threads: list[str] = dataclasses.field(default_factory=list)
+
+    def score_many(self, records: Any, ids_judged: bool = False) -> Any:
+        self.threads.append(threading.current_thread().name)
+        return super().score_many(records, ids_judged)
+
+
+def test_small_batches_are_scored_on_the_event_loop_larger_ones_in_threads(
+    make_api: Any, champion: Predictor
+) -> None:
+    """Up to serve_inline_batch customers no thread hop is paid; beyond, a scoring thread."""
+    fields = {f.name: getattr(champion, f.name) for f in dataclasses.fields(champion) if f.init}
+    noting = ThreadNotingPredictor(**fields)
+    api = make_api(loader=lambda alias: noting, serve_inline_batch=2)
+    _wait_ready(api)
+    loop_thread = api.client.portal.call(lambda: threading.current_thread().name)
+    noting.threads.clear()  # loading scored an example
+    for n in (1, 2, 3):
+        answer = api.post("/v1/predict/batch", {"customers": [obvious_churner()] * n})
+        assert answer.status_code == 200, answer.text
+    assert noting.threads[:2] == [loop_thread, loop_thread]
+    assert len(noting.threads) == 3
+    assert noting.threads[2].startswith("churnops-scoring")
+
+
 def test_trusted_hosts_refuse_other_host_headers(make_api: Any) -> None:
     """With serve_trusted_hosts set, another Host header gets 400; unset, any host works."""
     api = make_api(serve_trusted_hosts=["api.example.com", "*.internal"])
@@ -271,6 +301,7 @@ def test_batches_wait_in_a_bounded_queue_for_a_scoring_thread(
     fields = {f.name: getattr(champion, f.name) for f in dataclasses.fields(champion) if f.init}
     api = make_api(
         loader=lambda alias: SlowPredictor(**fields),
+        serve_inline_batch=0,  # every batch goes to the scoring threads
         serve_max_concurrent_batches=1,
         serve_batch_queue=1,
     )
