@@ -28,7 +28,8 @@ def train_command(
     families: list[str] | None = typer.Option(
         None,
         "--families",
-        help="Families to try (repeat or comma-separate): logistic, lightgbm, xgboost.",
+        help="Families to try (repeat or comma-separate): logistic, spline, lightgbm, "
+        "xgboost, catboost.",
     ),
     metric: str | None = typer.Option(
         None, "--metric", help="Selection metric: roc_auc, pr_auc, f1."
