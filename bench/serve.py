@@ -225,8 +225,7 @@ async def _py_load(
     }
 
 
-SERVER_PID: int | None = None
-SERVER_PORT = 0  # the API server process, for CPU per request
+SERVERS: dict[int, int] = {}  # port -> server process (ours and the bare one), for CPU per request
 
 
 def cpu_seconds(pid: int) -> float:
@@ -254,16 +253,16 @@ def children_cpu(pid: int) -> float:
 def load(url: str, body: bytes, headers: dict[str, str], seconds: float) -> dict[str, float]:
     """Drive ``url`` with 16 connections for ``seconds``; return rps, p50, p99, errors.
 
-    With ``SERVER_PID`` set (our API), also the server process' CPU µs per request and its
-    child processes' (the audit writer's).
+    For a server in ``SERVERS``, also its process' CPU µs per request and its child
+    processes' (the audit writer's).
     """
-    pid = SERVER_PID if f":{SERVER_PORT}/" in url else None
+    from urllib.parse import urlparse
+
+    pid = SERVERS.get(urlparse(url).port or 0)
     before = (cpu_seconds(pid), children_cpu(pid)) if pid else (0.0, 0.0)
     if shutil.which("wrk"):
         out = run_wrk(url, body, headers, seconds)
     else:
-        from urllib.parse import urlparse
-
         u = urlparse(url)
         out = asyncio.run(_py_load(u.hostname, u.port, u.path, body, headers, seconds))
     if pid:
@@ -323,7 +322,6 @@ def main() -> None:
 
     import orjson
 
-    global SERVER_PID, SERVER_PORT
     from churnops.config import Settings
     from churnops.data.demo import load_demo
     from churnops.serving.auth import create_key
@@ -350,7 +348,7 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
         )
-        SERVER_PID, SERVER_PORT = procs[0].pid, port
+        SERVERS[port] = procs[0].pid
         bare_port = free_port()
         procs.append(
             subprocess.Popen(
@@ -359,6 +357,7 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
         )
+        SERVERS[bare_port] = procs[1].pid
         bare = f"http://127.0.0.1:{bare_port}"
         mlflow_port = free_port()
         procs.append(
@@ -438,8 +437,9 @@ def main() -> None:
             f"round {i}: bare {bare_noop['rps']:6.0f} req/s p99 {bare_noop['p99_ms']:5.2f} ms | "
             f"in-app no-op {noop['rps']:6.0f} p99 {noop['p99_ms']:5.2f} | predict "
             f"{predict['rps']:6.0f} p99 {predict['p99_ms']:5.2f} ms; ratio vs bare "
-            f"{predict['rps'] / bare_noop['rps']:.2f}; server CPU/request "
-            f"{noop.get('cpu_us', 0):.0f} / {predict.get('cpu_us', 0):.0f} µs "
+            f"{predict['rps'] / bare_noop['rps']:.2f}; server CPU/request bare "
+            f"{bare_noop.get('cpu_us', 0):.0f} / in-app {noop.get('cpu_us', 0):.0f} / predict "
+            f"{predict.get('cpu_us', 0):.0f} µs"
             f"(+ {predict.get('child_cpu_us', 0):.0f} µs audit writer)"
         )
         if predict["p99_ms"] > 2 * bare_noop["p99_ms"]:

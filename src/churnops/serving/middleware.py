@@ -6,6 +6,11 @@ It gives each request an id (``X-Request-ID``, echoed), refuses oversized bodies
 from ``Content-Length`` before reading, or while streaming a chunked body), enforces the
 time budget (504), counts requests by route/status/variant, logs one JSON access line,
 and queues the audit row of every ``/v1/`` call.
+
+The time budget is kept by :class:`Deadlines`, one periodic check over the requests in
+flight, not by ``asyncio.timeout`` around each: that schedules and cancels a timer per
+request (4.3 µs, a tenth of a whole ``/v1/predict`` in process) to enforce a budget of
+seconds that almost no request comes near.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class ServingMiddleware:
         self.audit = audit
         self.max_body = max_body
         self.timeout = timeout
+        self.deadlines = Deadlines(timeout)
         self.access_log = access_log
         self._children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
 
@@ -95,13 +101,16 @@ class ServingMiddleware:
                     raise _too_large(max_body)
             return message
 
+        deadlines = self.deadlines
+        task = deadlines.enter()
         try:
             if length is not None and (not length.isdigit() or int(length) > max_body):
                 await _send_error(send_wrapper, _too_large(max_body), request_id)
                 return
-            async with asyncio.timeout(self.timeout):
-                await self.app(scope, receive_wrapper, send_wrapper)
-        except TimeoutError:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except asyncio.CancelledError:
+            if not deadlines.expired(task):
+                raise  # cancelled by someone else (shutdown, a client gone): not ours
             if not started_response:
                 await _send_json(
                     send_wrapper,
@@ -113,6 +122,7 @@ class ServingMiddleware:
                     },
                 )
         finally:
+            deadlines.leave(task)
             self._record(scope, state, status, time.perf_counter() - started, request_id)
             request_id_var.reset(token)
 
@@ -169,6 +179,58 @@ class ServingMiddleware:
                         get("probabilities"),
                     )
                 )
+
+
+class Deadlines:
+    """Cancel each request that outlives ``seconds``, from one check every ``every`` seconds.
+
+    A request is cancelled between ``seconds`` and ``seconds + every`` after it started
+    (``every`` is a tenth of the budget, at most 0.1 s). The check is a timer that runs
+    only while requests are in flight, so an idle server schedules nothing.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.every = min(0.1, seconds / 10)
+        self._running: dict[asyncio.Task[Any], float] = {}  # task -> its deadline
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def enter(self) -> asyncio.Task[Any]:
+        """Start the budget of the request the current task serves; return the task."""
+        task = asyncio.current_task()
+        assert task is not None  # ASGI apps run in a task
+        self._running[task] = time.monotonic() + self.seconds
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.every, self._check)
+        return task
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Say whether ``task`` was cancelled for its deadline (and take that cancel back)."""
+        if task not in self._expired:
+            return False
+        self._expired.discard(task)
+        task.uncancel()
+        return True
+
+    def leave(self, task: asyncio.Task[Any]) -> None:
+        """End the request's budget (a cancel that came too late to matter is taken back)."""
+        del self._running[task]
+        if self._expired and task in self._expired:
+            self._expired.discard(task)
+            task.uncancel()
+
+    def _check(self) -> None:
+        now = time.monotonic()
+        for task, deadline in self._running.items():
+            if deadline <= now and task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+        self._timer = (
+            asyncio.get_running_loop().call_later(self.every, self._check)
+            if self._running
+            else None
+        )
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:
