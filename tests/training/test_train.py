@@ -99,6 +99,7 @@ def test_no_step_runs_without_progress(trained: tuple[TrainResult, Progress]) ->
         "infer contract",
         "validate data",
         "tune logistic",
+        "tune spline",
         "tune lightgbm",
         "tune catboost",
         "blend families",
