@@ -196,14 +196,6 @@ class StoreWriter:
         from churnops.store.tables import AuditLog, PredictionLog
 
         dumps = orjson.dumps
-        audits = []
-        for values in audit_rows:
-            row = dict(zip(AUDIT_FIELDS, values, strict=True))
-            row["at"] = datetime.fromtimestamp(row["at"], UTC)
-            for key in ("customer_ids", "probabilities"):
-                if isinstance(row[key], list):
-                    row[key] = dumps(row[key]).decode()
-            audits.append(row)
         predictions = []
         for values in prediction_rows:
             row = dict(zip(PREDICTION_FIELDS, values, strict=True))
@@ -212,8 +204,8 @@ class StoreWriter:
                 row["features"] = dumps(row["features"]).decode()
             predictions.append(row)
         with self.engine.begin() as conn:
-            if audits:
-                insert_audits(conn, AuditLog.__table__, audits)
+            if audit_rows:
+                insert_audits(conn, AuditLog.__table__, audit_rows)
             if predictions:
                 conn.execute(PredictionLog.__table__.insert(), predictions)
 
@@ -278,32 +270,60 @@ def _reason(exc: BaseException) -> str:
     return f"{type(source).__name__}: {source}"
 
 
-def insert_audits(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert audit rows with multi-row INSERT statements, ``ROWS_PER_INSERT`` at a time.
+def insert_audits(conn: Any, table: Any, rows: Rows) -> None:
+    """Insert audit rows (tuples in :data:`AUDIT_FIELDS` order), ``ROWS_PER_INSERT`` at a time.
 
-    One statement per 80 rows instead of ``executemany``'s one step per row. The values go
-    through each column type's own bind processor, so stored values are exactly what
-    ``insert()`` would store; drivers with named/numeric placeholders keep ``executemany``.
+    One multi-row INSERT statement per 80 rows instead of ``executemany``'s one step per
+    row, and each row turned into parameters in place (the timestamp into a datetime, the
+    id and probability lists into JSON text, then the bind processors of the columns that
+    have one): every audited request costs the writer process this loop, on a core the
+    server may share. Stored values are exactly what ``insert()`` would store; drivers with
+    named/numeric placeholders keep ``executemany``.
     """
     dialect = conn.dialect
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
-    if marker is None:  # pragma: no cover - no such driver among churnops' stores
-        conn.execute(table.insert(), rows)
-        return
     columns = [table.c[name] for name in AUDIT_FIELDS]
-    processors = [c.type._cached_bind_processor(dialect) for c in columns]
+    processors = [
+        (i, process)
+        for i, column in enumerate(columns)
+        if (process := column.type._cached_bind_processor(dialect)) is not None
+    ]
+    width = len(AUDIT_FIELDS)
+    params: list[Any] = []
+    for values in rows:
+        row = _audit_values(values)
+        if marker is None:  # pragma: no cover - no such driver among churnops' stores
+            conn.execute(table.insert(), dict(zip(AUDIT_FIELDS, row, strict=True)))
+            continue
+        for i, process in processors:
+            row[i] = process(row[i])
+        params.extend(row)
     names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in columns)
-    group = "(" + ", ".join([marker] * len(columns)) + ")"
+    group = "(" + ", ".join([marker or "?"] * width) + ")"
     table_name = dialect.identifier_preparer.format_table(table)
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[start : start + ROWS_PER_INSERT]
-        params: list[Any] = []
-        for row in chunk:
-            for name, process in zip(AUDIT_FIELDS, processors, strict=True):
-                value = row[name]
-                params.append(process(value) if process is not None else value)
-        sql = f"INSERT INTO {table_name} ({names}) VALUES " + ", ".join([group] * len(chunk))
-        conn.exec_driver_sql(sql, tuple(params))
+    step = ROWS_PER_INSERT * width
+    for start in range(0, len(params), step):
+        chunk = params[start : start + step]
+        sql = f"INSERT INTO {table_name} ({names}) VALUES " + ", ".join(
+            [group] * (len(chunk) // width)
+        )
+        conn.exec_driver_sql(sql, tuple(chunk))
+
+
+_AT = AUDIT_FIELDS.index("at")
+_LISTS = (AUDIT_FIELDS.index("customer_ids"), AUDIT_FIELDS.index("probabilities"))
+
+
+def _audit_values(values: tuple[Any, ...]) -> list[Any]:
+    """Return one audit row's values as the table stores them (before bind processing)."""
+    if len(values) != len(AUDIT_FIELDS):
+        raise ValueError(f"an audit row has {len(values)} fields, expected {len(AUDIT_FIELDS)}")
+    row = list(values)
+    row[_AT] = datetime.fromtimestamp(row[_AT], UTC)
+    for i in _LISTS:
+        if isinstance(row[i], list):
+            row[i] = orjson.dumps(row[i]).decode()
+    return row
 
 
 def run(fd: int, report: Callable[[str], None]) -> None:
