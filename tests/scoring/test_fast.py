@@ -26,7 +26,9 @@ def _records(df: pd.DataFrame, drop: str = "churn") -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(scope="module", params=["logistic", "lightgbm", "xgboost", "catboost", "ensemble"])
+@pytest.fixture(
+    scope="module", params=["logistic", "spline", "lightgbm", "xgboost", "catboost", "ensemble"]
+)
 def family_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from churnops.training.run import train
 
