@@ -79,6 +79,13 @@ def _read_meta(folder: Path, family: str) -> dict[str, Any]:
     return meta
 
 
+def _row(row: Sequence[float], width: int) -> np.ndarray:
+    x = np.asarray(row, dtype=np.float64)
+    if x.shape != (width,):
+        raise ValueError(f"expected a row of {width} values, got shape {x.shape}")
+    return x
+
+
 def _matrix(X: np.ndarray, width: int) -> np.ndarray:
     X = np.ascontiguousarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != width:
@@ -90,20 +97,27 @@ def _matrix(X: np.ndarray, width: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
+def _linear_one(
+    x: Any, mean: Any, scale: Any, coef: Any, intercept: float
+) -> float:  # pragma: no cover - compiled
+    """StandardScaler then the linear model for one row, summed left to right.
+
+    The batch kernel calls this for each row: the same operations in the same order, so
+    ``margin_one`` and ``margins`` agree to the bit (a BLAS dot product blocks
+    differently for one row than for many).
+    """
+    z = intercept
+    for j in range(x.shape[0]):
+        z += ((x[j] - mean[j]) / scale[j]) * coef[j]
+    return z
+
+
+@njit(cache=True, nogil=True)
 def _linear_margins(
     X: Any, mean: Any, scale: Any, coef: Any, intercept: float, out: Any
 ) -> None:  # pragma: no cover - compiled
-    """StandardScaler then the linear model, each row summed left to right.
-
-    One compiled loop for one row and for a matrix: the same operations in the same order,
-    so ``margin_one`` and ``margins`` agree to the bit (a BLAS dot product blocks
-    differently for one row than for many).
-    """
     for i in range(X.shape[0]):
-        z = intercept
-        for j in range(X.shape[1]):
-            z += ((X[i, j] - mean[j]) / scale[j]) * coef[j]
-        out[i] = z
+        out[i] = _linear_one(X[i], mean, scale, coef, intercept)
 
 
 class _FromMargins:
@@ -146,6 +160,12 @@ class LogisticEstimator(_FromMargins):
         out = np.empty(X.shape[0])
         _linear_margins(X, self._mean, self._scale, self._coef, self.intercept, out)
         return out
+
+    def margin_one(self, row: Sequence[float]) -> float:
+        """Return the log-odds of one encoded row: the batch's kernel, with no matrix."""
+        return _linear_one(
+            _row(row, self.width), self._mean, self._scale, self._coef, self.intercept
+        )
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Linear SHAP relative to the training mean: the bias is the mean row's margin."""
@@ -202,12 +222,20 @@ def _spline_margins(
     and ``margins`` agree to the bit.
     """
     for i in range(X.shape[0]):
-        z = intercept
-        for j in range(X.shape[1]):
-            z += X[i, j] * coef[j]
-        for s in range(columns.shape[0]):
-            z += _piecewise(X[i, columns[s]], knots, values, bounds[s], bounds[s + 1])
-        out[i] = z
+        out[i] = _spline_one(X[i], coef, columns, bounds, knots, values, intercept)
+
+
+@njit(cache=True, nogil=True)
+def _spline_one(
+    x: Any, coef: Any, columns: Any, bounds: Any, knots: Any, values: Any, intercept: float
+) -> float:  # pragma: no cover - compiled
+    """One row of :func:`_spline_margins` (which calls this for each row)."""
+    z = intercept
+    for j in range(x.shape[0]):
+        z += x[j] * coef[j]
+    for s in range(columns.shape[0]):
+        z += _piecewise(x[columns[s]], knots, values, bounds[s], bounds[s + 1])
+    return z
 
 
 @njit(cache=True, nogil=True)
@@ -287,6 +315,18 @@ class SplineEstimator(_FromMargins):
             out,
         )
         return out
+
+    def margin_one(self, row: Sequence[float]) -> float:
+        """Return the log-odds of one encoded row: the batch's kernel, with no matrix."""
+        return _spline_one(
+            _row(row, self.width),
+            self._coef,
+            self._columns,
+            self._bounds,
+            self._knots,
+            self._values,
+            self.intercept,
+        )
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact SHAP (the model is additive per column): each column's term minus its
