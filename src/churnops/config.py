@@ -99,8 +99,8 @@ class Settings(BaseSettings):
     families: list[str] = Field(
         ["logistic", "spline", "lightgbm", "catboost"],
         description="Model families to tune: logistic, spline, lightgbm, xgboost, catboost "
-        "(xgboost is not tuned by default: on the demo and call-detail tables catboost "
-        "scored better in less time, and the blend gained nothing from xgboost).",
+        "(xgboost is not tuned by default, because on the demo and call-detail tables "
+        "catboost scored better in less time and the blend gained nothing from xgboost).",
     )
     ensemble: bool = Field(
         True,
