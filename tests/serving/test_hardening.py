@@ -206,6 +206,12 @@ def test_docs_pages_load_every_asset_from_this_server(api: Any, page: str) -> No
         assert api.client.get(url).status_code == 200, url
 
 
+def _as(kind: type[Predictor], champion: Predictor) -> Any:
+    """Return ``champion`` as a ``kind`` (a Predictor subclass that notes or slows scoring)."""
+    fields = dataclasses.fields(champion)
+    return kind(**{f.name: getattr(champion, f.name) for f in fields if f.init})
+
+
 @dataclasses.dataclass
 class SlowPredictor(Predictor):
     """The champion, but scoring a batch that holds customer 'SLOW' takes a second."""
@@ -220,8 +226,7 @@ def test_batch_scoring_is_bounded_and_never_blocks_the_event_loop(
     make_api: Any, champion: Predictor
 ) -> None:
     """A timed-out batch keeps its slot while it scores: the next gets 503, probes stay fast."""
-    fields = {f.name: getattr(champion, f.name) for f in dataclasses.fields(champion) if f.init}
-    slow = SlowPredictor(**fields)
+    slow = _as(SlowPredictor, champion)
     api = make_api(
         loader=lambda alias: slow,
         serve_inline_batch=0,  # every batch goes to the scoring threads
@@ -271,8 +276,7 @@ def test_small_batches_are_scored_on_the_event_loop_larger_ones_in_threads(
     make_api: Any, champion: Predictor
 ) -> None:
     """Up to serve_inline_batch customers no thread hop is paid; beyond, a scoring thread."""
-    fields = {f.name: getattr(champion, f.name) for f in dataclasses.fields(champion) if f.init}
-    noting = ThreadNotingPredictor(**fields)
+    noting = _as(ThreadNotingPredictor, champion)
     api = make_api(loader=lambda alias: noting, serve_inline_batch=2)
     _wait_ready(api)
     loop_thread = api.client.portal.call(lambda: threading.current_thread().name)
@@ -298,9 +302,8 @@ def test_batches_wait_in_a_bounded_queue_for_a_scoring_thread(
     make_api: Any, champion: Predictor
 ) -> None:
     """One running, one waiting (then served), a third refused with 503."""
-    fields = {f.name: getattr(champion, f.name) for f in dataclasses.fields(champion) if f.init}
     api = make_api(
-        loader=lambda alias: SlowPredictor(**fields),
+        loader=lambda alias: _as(SlowPredictor, champion),
         serve_inline_batch=0,  # every batch goes to the scoring threads
         serve_max_concurrent_batches=1,
         serve_batch_queue=1,

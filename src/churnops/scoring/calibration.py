@@ -52,8 +52,11 @@ def _logit(p: float) -> float:  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _interp(x: float, xs: Any, ys: Any) -> float:  # pragma: no cover - compiled
-    """``np.interp`` for one value (same rules: flat beyond the ends, NaN stays NaN)."""
+def interp_one(x: float, xs: Any, ys: Any) -> float:  # pragma: no cover - compiled
+    """``np.interp`` for one value (same rules: flat beyond the ends, NaN stays NaN).
+
+    Compiled code calls it: the isotonic calibrator, and the spline family's terms.
+    """
     n = xs.shape[0]
     if x != x:
         return x
@@ -79,7 +82,7 @@ def _calibrate(
     p: float, method: int, a: float, b: float, xs: Any, ys: Any
 ) -> float:  # pragma: no cover - compiled
     if method == ISOTONIC:
-        return min(max(_interp(p, xs, ys), 0.0), 1.0)
+        return min(max(interp_one(p, xs, ys), 0.0), 1.0)
     if method == SIGMOID:
         return _sigmoid(a * _logit(p) + b)
     return p

@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from churnops.scoring import lightgbm_c
-from churnops.scoring.calibration import expit
+from churnops.scoring.calibration import expit, interp_one
 from churnops.scoring.catboost_trees import (
     CodeLayout,
     ObliviousTrees,
@@ -234,28 +234,9 @@ def _spline_one(
     for j in range(x.shape[0]):
         z += x[j] * coef[j]
     for s in range(columns.shape[0]):
-        z += _piecewise(x[columns[s]], knots, values, bounds[s], bounds[s + 1])
+        lo, hi = bounds[s], bounds[s + 1]
+        z += interp_one(x[columns[s]], knots[lo:hi], values[lo:hi])
     return z
-
-
-@njit(cache=True, nogil=True)
-def _piecewise(
-    x: float, knots: Any, values: Any, lo: int, hi: int
-) -> float:  # pragma: no cover - compiled
-    """``np.interp(x, knots[lo:hi], values[lo:hi])`` for one value, by binary search."""
-    if x <= knots[lo]:
-        return values[lo]
-    if x >= knots[hi - 1]:
-        return values[hi - 1]
-    a, b = lo, hi - 1  # knots[a] < x < knots[b]
-    while b - a > 1:
-        mid = (a + b) // 2
-        if knots[mid] <= x:
-            a = mid
-        else:
-            b = mid
-    slope = (values[b] - values[a]) / (knots[b] - knots[a])
-    return values[a] + slope * (x - knots[a])
 
 
 @dataclass

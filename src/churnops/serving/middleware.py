@@ -216,9 +216,7 @@ class Deadlines:
     def leave(self, task: asyncio.Task[Any]) -> None:
         """End the request's budget (a cancel that came too late to matter is taken back)."""
         del self._running[task]
-        if self._expired and task in self._expired:
-            self._expired.discard(task)
-            task.uncancel()
+        self.expired(task)
 
     def _check(self) -> None:
         now = time.monotonic()

@@ -282,6 +282,10 @@ def insert_audits(conn: Any, table: Any, rows: Rows) -> None:
     """
     dialect = conn.dialect
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if marker is None:  # pragma: no cover - no such driver among churnops' stores
+        rows_out = [dict(zip(AUDIT_FIELDS, _audit_values(v), strict=True)) for v in rows]
+        conn.execute(table.insert(), rows_out)
+        return
     columns = [table.c[name] for name in AUDIT_FIELDS]
     processors = [
         (i, process)
@@ -292,14 +296,11 @@ def insert_audits(conn: Any, table: Any, rows: Rows) -> None:
     params: list[Any] = []
     for values in rows:
         row = _audit_values(values)
-        if marker is None:  # pragma: no cover - no such driver among churnops' stores
-            conn.execute(table.insert(), dict(zip(AUDIT_FIELDS, row, strict=True)))
-            continue
         for i, process in processors:
             row[i] = process(row[i])
         params.extend(row)
     names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in columns)
-    group = "(" + ", ".join([marker or "?"] * width) + ")"
+    group = "(" + ", ".join([marker] * width) + ")"
     table_name = dialect.identifier_preparer.format_table(table)
     step = ROWS_PER_INSERT * width
     for start in range(0, len(params), step):
