@@ -6,11 +6,15 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
-from churnops.store.audit_writer import frame
+from churnops.store.audit_writer import AUDIT_FIELDS, frame, timestamp_param
 
 
 def _writer_stderr(url: str, retry_seconds: float = 120.0) -> list[str]:
@@ -64,3 +68,82 @@ def test_the_writer_logs_like_the_server_without_importing_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [0.0, -0.5, -1.0000005, 1764489600.0000005, 1764489600.9999995, 1764489600.5, 2.5e11],
+)
+def test_sqlite_times_are_sqlalchemys_text_to_the_microsecond(timestamp: float) -> None:
+    column = sa.DateTime(timezone=True)
+    dialect = sqlite.dialect()
+    expected = column._cached_bind_processor(dialect)(datetime.fromtimestamp(timestamp, UTC))
+    assert timestamp_param(column, dialect)(timestamp) == expected
+
+
+def test_sqlite_times_agree_over_many_consecutive_rows() -> None:
+    column = sa.DateTime(timezone=True)
+    dialect = sqlite.dialect()
+    process, fast = column._cached_bind_processor(dialect), timestamp_param(column, dialect)
+    rng = np.random.default_rng(7)
+    stamps = np.concatenate(
+        [1764489600 + np.arange(20_000) * 1e-7, np.sort(rng.uniform(-1e9, 4e9, 20_000))]
+    )
+    assert [fast(t) for t in stamps.tolist()] == [
+        process(datetime.fromtimestamp(t, UTC)) for t in stamps.tolist()
+    ]
+
+
+def test_other_stores_get_the_columns_own_parameter() -> None:
+    column = sa.DateTime(timezone=True)
+    param = timestamp_param(column, postgresql.dialect())
+    assert param(1764489600.25) == datetime(2025, 11, 30, 8, 0, 0, 250000, tzinfo=UTC)
+
+
+def test_written_audit_rows_read_back_as_an_orm_insert_stores_them(tmp_path: Path) -> None:
+    from churnops.store.audit_writer import StoreWriter
+    from churnops.store.tables import AuditLog
+
+    writer = StoreWriter(f"sqlite:///{tmp_path / 'store.db'}")
+    row = (
+        1764489600.9999995,
+        "r1",
+        "k",
+        "/v1/predict",
+        200,
+        1.0,
+        ["C1"],
+        1,
+        "d" * 64,
+        "1",
+        "c",
+        [0.5],
+    )
+    writer.write([row], [])
+    with writer.engine.begin() as conn:
+        conn.execute(
+            AuditLog.__table__.insert(),
+            [
+                dict(
+                    zip(
+                        AUDIT_FIELDS,
+                        [
+                            datetime.fromtimestamp(row[0], UTC),
+                            "r2",
+                            *row[2:6],
+                            '["C1"]',
+                            1,
+                            "d" * 64,
+                            "1",
+                            "c",
+                            "[0.5]",
+                        ],
+                        strict=True,
+                    )
+                )
+            ],
+        )
+        stored = conn.execute(sa.text("SELECT request_id, at FROM audit_log")).all()
+        read = conn.execute(sa.select(AuditLog.__table__.c.at)).scalars().all()
+    assert stored[0][1] == stored[1][1] == "2025-11-30 08:00:01.000000"
+    assert read[0] == read[1]
