@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+import textwrap
 from pathlib import Path
 from typing import get_args
 
@@ -12,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from churnops.cli import app
+from churnops.cli.init import SETTING_LIKE, WIDTH, _comment
 from churnops.config import Settings, setting_groups
 from tests.factories import make_customers
 
@@ -164,3 +167,33 @@ def test_pipeline_source_is_relative_to_the_file(
     init("data/customers.csv", "--target", "churn", "--output", str(elsewhere))
     outside = yaml.safe_load(elsewhere.read_text())
     assert outside["pipeline_source"] == str((folder / "data" / "customers.csv").resolve())
+
+
+def test_no_line_of_prose_reads_as_a_setting() -> None:
+    # "default:" lands at the start of the second line when wrapped plainly.
+    text = " ".join(["aaaa"] * 19) + " default: on the demo, it helps"
+    assert textwrap.wrap(text, WIDTH - 2, initial_indent="# ", subsequent_indent="# ")[
+        1
+    ].startswith("# default:")
+    lines = _comment(text)
+    assert lines == ["# " + " ".join(["aaaa"] * 18), "# aaaa default: on the demo, it helps"]
+    assert _comment("note: starts like a setting") == ["# - note: starts like a setting"]
+    rng = random.Random(7)
+    vocabulary = ["word", "x", "default:", "trials:", "the", "a_b:", "longerword", "Note:"]
+    for _ in range(500):
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(1, 80))]
+        lines = _comment(" ".join(words))
+        assert not any(SETTING_LIKE.match(line) for line in lines), lines
+        assert all(len(line) <= WIDTH for line in lines)
+        kept = " ".join(line[2:] for line in lines).removeprefix("- ").split()
+        assert kept == words
+
+
+def test_the_written_file_has_no_prose_line_that_reads_as_a_setting(folder: Path) -> None:
+    init("data/customers.csv", "--target", "churn")
+    text = (folder / "churnops.yaml").read_text()
+    names = set(Settings.model_fields)
+    for line in text.splitlines():
+        match = SETTING_LINE.match(line)
+        if match:
+            assert match.group(1) in names, line

@@ -14,6 +14,7 @@ under the same overwrite rule.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from churnops.data.contract import DataContract
 
 WIDTH = 100
+# What a commented-out setting looks like; no line of prose may (see _comment).
+SETTING_LIKE = re.compile(r"^# [a-z][a-z0-9_]*:(?: |$)")
 PIPELINE_PREFIX = "pipeline_"
 DOCS_PAGE = "docs/reference/configuration.md"
 SECRET_SUFFIXES = ("_url", "_uri")  # connection strings may carry a password
@@ -183,8 +186,7 @@ def _columns_comment(table: Path, contract: DataContract) -> list[str]:
 
 def _group_header(group: SettingGroup) -> list[str]:
     """Return a group's heading, its note, and where it is documented."""
-    lines = [f"# --- {group.title} ---"]
-    lines += textwrap.wrap(group.note, WIDTH - 2, initial_indent="# ", subsequent_indent="# ")
+    lines = [f"# --- {group.title} ---", *_comment(group.note)]
     page = f"docs/{group.page}" if group.page else DOCS_PAGE
     return [*lines, f"# See {page}."]
 
@@ -197,7 +199,36 @@ def _describe(name: str, field: FieldInfo) -> list[str]:
         text += f" One of: {', '.join(map(str, choices))}."
     if _secret(name, field):
         text += f" Keep it out of this file: set {_env_names(name, field)} in the environment."
-    return textwrap.wrap(text.strip(), WIDTH - 2, initial_indent="# ", subsequent_indent="# ")
+    return _comment(text)
+
+
+def _comment(text: str) -> list[str]:
+    """Return prose as comment lines, none of which reads as a commented-out setting.
+
+    A wrapped line that happens to start ``# word: …`` looks like a setting to uncomment,
+    to a reader and to tools that list the file's settings; the word before it moves
+    down to that line and the rest is wrapped again (or, with no word to move, the line
+    is indented). Prose that itself starts that way gets a leading dash.
+    """
+
+    def wrap(words: str, first: str = "# ") -> list[str]:
+        return textwrap.wrap(words, WIDTH - 2, initial_indent=first, subsequent_indent="# ")
+
+    lines = wrap(" ".join(text.split()))
+    if lines and SETTING_LIKE.match(lines[0]):
+        lines = wrap(" ".join(text.split()), "# - ")
+    i = 1
+    while i < len(lines):
+        if SETTING_LIKE.match(lines[i]):
+            if " " not in lines[i - 1][2:]:  # no word to move: indent the line instead
+                lines[i] = "#  " + lines[i][2:]
+            else:
+                before, moved = lines[i - 1].rsplit(" ", 1)
+                rest = " ".join([moved, *(line[2:] for line in lines[i:])])
+                lines[i - 1 :] = [before, *wrap(rest)]
+                continue  # the moved word may itself read as a name: look again
+        i += 1
+    return lines
 
 
 def _setting_line(name: str, field: FieldInfo) -> str:
