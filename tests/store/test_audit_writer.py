@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -147,3 +148,41 @@ def test_written_audit_rows_read_back_as_an_orm_insert_stores_them(tmp_path: Pat
         read = conn.execute(sa.select(AuditLog.__table__.c.at)).scalars().all()
     assert stored[0][1] == stored[1][1] == "2025-11-30 08:00:01.000000"
     assert read[0] == read[1]
+
+
+def test_written_prediction_rows_are_stored_as_an_orm_insert_stores_them(tmp_path: Path) -> None:
+    from churnops.store.audit_writer import PREDICTION_FIELDS, StoreWriter
+    from churnops.store.tables import PredictionLog
+
+    writer = StoreWriter(f"sqlite:///{tmp_path / 'store.db'}")
+    features = {"customer_id": "C1", "tenure": 3, "partner": True, "charges": None, "x": "é"}
+    at = 1764489600.1234565
+    written = (at, "r1", "churn-model", "3", "champion", "C1", features, 0.25, False)
+    as_text = (
+        at,
+        "r2",
+        "churn-model",
+        "3",
+        "champion",
+        "C1",
+        orjson.dumps(features).decode(),
+        0.25,
+        False,
+    )
+    writer.write([], [written, as_text])
+    with writer.engine.begin() as conn:
+        orm = dict(zip(PREDICTION_FIELDS, written, strict=True))
+        orm.update(
+            at=datetime.fromtimestamp(at, UTC),
+            request_id="r3",
+            features=orjson.dumps(features).decode(),
+        )
+        conn.execute(PredictionLog.__table__.insert(), [orm])
+        columns = ", ".join(
+            f"{name}, typeof({name})" for name in PREDICTION_FIELDS if name != "request_id"
+        )
+        stored = conn.execute(
+            sa.text(f"SELECT {columns} FROM prediction_log ORDER BY request_id")
+        ).all()
+    assert stored[0] == stored[1] == stored[2]
+    assert orjson.loads(stored[0][10]) == features

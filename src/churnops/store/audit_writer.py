@@ -97,6 +97,7 @@ PREDICTION_FIELDS = (
     "probability",
     "churn",
 )
+JSON_FIELDS = frozenset({"customer_ids", "probabilities", "features"})  # lists/objects as text
 
 
 def frame(obj: Any) -> bytes:
@@ -196,19 +197,11 @@ class StoreWriter:
         """Write both lists in one transaction (raises on a store error)."""
         from churnops.store.tables import AuditLog, PredictionLog
 
-        dumps = orjson.dumps
-        predictions = []
-        for values in prediction_rows:
-            row = dict(zip(PREDICTION_FIELDS, values, strict=True))
-            row["at"] = datetime.fromtimestamp(row["at"], UTC)
-            if not isinstance(row["features"], str):
-                row["features"] = dumps(row["features"]).decode()
-            predictions.append(row)
         with self.engine.begin() as conn:
             if audit_rows:
-                insert_audits(conn, AuditLog.__table__, audit_rows)
-            if predictions:
-                conn.execute(PredictionLog.__table__.insert(), predictions)
+                insert_rows(conn, AuditLog.__table__, AUDIT_FIELDS, audit_rows)
+            if prediction_rows:
+                insert_rows(conn, PredictionLog.__table__, PREDICTION_FIELDS, prediction_rows)
 
     def quarantine(self, audit_rows: Rows, prediction_rows: Rows, error: Exception) -> None:
         """Store one refused row, unaltered, as ASCII JSON with why the store refused it.
@@ -271,33 +264,34 @@ def _reason(exc: BaseException) -> str:
     return f"{type(source).__name__}: {source}"
 
 
-def insert_audits(conn: Any, table: Any, rows: Rows) -> None:
-    """Insert audit rows (tuples in :data:`AUDIT_FIELDS` order), ``ROWS_PER_INSERT`` at a time.
+def insert_rows(conn: Any, table: Any, fields: tuple[str, ...], rows: Rows) -> None:
+    """Insert rows (tuples in ``fields`` order, ``at`` first), ``ROWS_PER_INSERT`` at a time.
 
     One multi-row INSERT statement per 80 rows instead of ``executemany``'s one step per
     row, and each row turned into parameters in place (the timestamp by
-    :func:`timestamp_param`, the id and probability lists into JSON text, then the bind
-    processors of the other columns that have one): every audited request costs the writer
-    process this loop, on a core the server may share. Stored values are exactly what
+    :func:`timestamp_param`, lists and objects into JSON text, then the bind processors
+    of the other columns that have one): every audited request costs the writer process
+    this loop, on a core the server may share. Stored values are exactly what
     ``insert()`` would store; drivers with named/numeric placeholders keep ``executemany``.
     """
     dialect = conn.dialect
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if marker is None:  # pragma: no cover - no such driver among churnops' stores
-        rows_out = [dict(zip(AUDIT_FIELDS, _audit_values(v), strict=True)) for v in rows]
+        rows_out = [dict(zip(fields, _values(v, fields), strict=True)) for v in rows]
         conn.execute(table.insert(), rows_out)
         return
-    columns = [table.c[name] for name in AUDIT_FIELDS]
-    at = timestamp_param(columns[_AT].type, dialect)
+    columns = [table.c[name] for name in fields]
+    at = timestamp_param(columns[0].type, dialect)
     processors = [
         (i, process)
         for i, column in enumerate(columns)
-        if i != _AT and (process := column.type._cached_bind_processor(dialect)) is not None
+        if i and (process := column.type._cached_bind_processor(dialect)) is not None
     ]
-    width = len(AUDIT_FIELDS)
+    width = len(fields)
+    json = _json_positions(fields)
     params: list[Any] = []
     for values in rows:
-        row = _audit_values(values, at)
+        row = _values(values, fields, at, json)
         for i, process in processors:
             row[i] = process(row[i])
         params.extend(row)
@@ -311,10 +305,6 @@ def insert_audits(conn: Any, table: Any, rows: Rows) -> None:
             [group] * (len(chunk) // width)
         )
         conn.exec_driver_sql(sql, tuple(chunk))
-
-
-_AT = AUDIT_FIELDS.index("at")
-_LISTS = (AUDIT_FIELDS.index("customer_ids"), AUDIT_FIELDS.index("probabilities"))
 
 
 def _utc(timestamp: float) -> datetime:
@@ -367,16 +357,29 @@ class _SQLiteTimes:
         return f"{self._text}.{micro:06d}"
 
 
-def _audit_values(values: tuple[Any, ...], at: Callable[[float], Any] = _utc) -> list[Any]:
-    """Return one audit row's values as the table stores them (``at`` applied to the time)."""
-    if len(values) != len(AUDIT_FIELDS):
-        raise ValueError(f"an audit row has {len(values)} fields, expected {len(AUDIT_FIELDS)}")
+def _values(
+    values: tuple[Any, ...],
+    fields: tuple[str, ...],
+    at: Callable[[float], Any] = _utc,
+    json: tuple[int, ...] | None = None,
+) -> list[Any]:
+    """Return one row's values as the table stores them (``at`` applied to the time).
+
+    The JSON fields' lists and objects (``json``: their positions in ``fields``) become
+    JSON text, which is what their columns hold.
+    """
+    if len(values) != len(fields):
+        raise ValueError(f"a row has {len(values)} fields, expected {len(fields)}: {fields}")
     row = list(values)
-    row[_AT] = at(row[_AT])
-    for i in _LISTS:
-        if isinstance(row[i], list):
+    row[0] = at(row[0])
+    for i in _json_positions(fields) if json is None else json:
+        if isinstance(row[i], list | dict):
             row[i] = orjson.dumps(row[i]).decode()
     return row
+
+
+def _json_positions(fields: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(i for i, name in enumerate(fields) if name in JSON_FIELDS)
 
 
 def run(fd: int, report: Callable[[str], None]) -> None:
