@@ -214,9 +214,10 @@ def _comment(text: str) -> list[str]:
     def wrap(words: str, first: str = "# ") -> list[str]:
         return textwrap.wrap(words, WIDTH - 2, initial_indent=first, subsequent_indent="# ")
 
-    lines = wrap(" ".join(text.split()))
+    prose = " ".join(text.split())
+    lines = wrap(prose)
     if lines and SETTING_LIKE.match(lines[0]):
-        lines = wrap(" ".join(text.split()), "# - ")
+        lines = wrap(prose, "# - ")
     i = 1
     while i < len(lines):
         if SETTING_LIKE.match(lines[i]):

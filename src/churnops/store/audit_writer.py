@@ -275,9 +275,10 @@ def insert_rows(conn: Any, table: Any, fields: tuple[str, ...], rows: Rows) -> N
     ``insert()`` would store; drivers with named/numeric placeholders keep ``executemany``.
     """
     dialect = conn.dialect
+    json = tuple(i for i, name in enumerate(fields) if name in JSON_FIELDS)
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if marker is None:  # pragma: no cover - no such driver among churnops' stores
-        rows_out = [dict(zip(fields, _values(v, fields), strict=True)) for v in rows]
+        rows_out = [dict(zip(fields, _values(v, fields, _utc, json), strict=True)) for v in rows]
         conn.execute(table.insert(), rows_out)
         return
     columns = [table.c[name] for name in fields]
@@ -288,7 +289,6 @@ def insert_rows(conn: Any, table: Any, fields: tuple[str, ...], rows: Rows) -> N
         if i and (process := column.type._cached_bind_processor(dialect)) is not None
     ]
     width = len(fields)
-    json = _json_positions(fields)
     params: list[Any] = []
     for values in rows:
         row = _values(values, fields, at, json)
@@ -360,8 +360,8 @@ class _SQLiteTimes:
 def _values(
     values: tuple[Any, ...],
     fields: tuple[str, ...],
-    at: Callable[[float], Any] = _utc,
-    json: tuple[int, ...] | None = None,
+    at: Callable[[float], Any],
+    json: tuple[int, ...],
 ) -> list[Any]:
     """Return one row's values as the table stores them (``at`` applied to the time).
 
@@ -372,14 +372,10 @@ def _values(
         raise ValueError(f"a row has {len(values)} fields, expected {len(fields)}: {fields}")
     row = list(values)
     row[0] = at(row[0])
-    for i in _json_positions(fields) if json is None else json:
+    for i in json:
         if isinstance(row[i], list | dict):
             row[i] = orjson.dumps(row[i]).decode()
     return row
-
-
-def _json_positions(fields: tuple[str, ...]) -> tuple[int, ...]:
-    return tuple(i for i, name in enumerate(fields) if name in JSON_FIELDS)
 
 
 def run(fd: int, report: Callable[[str], None]) -> None:
