@@ -128,6 +128,48 @@ def loop_lag(base: str) -> dict[str, float]:
     return {b: total - c for b, c in counts.items() if b != "+Inf"}
 
 
+class AuditCount:
+    """Audit rows the bench key's /v1/predict requests left in the store, to check the writer.
+
+    A p99 that improves because the audit writer put its work off (a lower scheduling class,
+    yielding its turn) is not an improvement: under sustained load its rows pile up in the
+    server's bounded buffer and are dropped. So each predict round also reports how many of
+    its requests' audit rows were in the store when the round ended.
+    """
+
+    def __init__(self, settings: object, key_name: str) -> None:
+        import sqlalchemy as sa
+
+        from churnops.store.database import get_engine
+        from churnops.store.tables import AuditLog
+
+        self.engine, self.table, self.key_name = get_engine(settings), AuditLog.__table__, key_name
+        self.sa = sa
+
+    def last_id(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(self.sa.select(self.sa.func.max(self.table.c.id))).scalar() or 0
+
+    def since(self, last_id: int) -> int:
+        """Predict rows of the bench key written after row ``last_id``."""
+        c = self.table.c
+        query = self.sa.select(self.sa.func.count()).where(
+            c.id > last_id, c.key_name == self.key_name, c.route == "/v1/predict"
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+
+def audit_dropped(base: str) -> float:
+    """The server's count of audit/prediction-log rows dropped so far (/metrics)."""
+    import httpx
+
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        if line.startswith("churnops_audit_dropped_total"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def lag_line(over: dict[str, float]) -> str:
     """One line of :func:`loop_lag` counts (or their sum over phases)."""
     return ", ".join(f"> {float(b) * 1000:g} ms: {n:.0f}" for b, n in over.items() if n) or "none"
@@ -178,6 +220,7 @@ def run_wrk(url: str, body: bytes, headers: dict[str, str], seconds: float) -> d
     errors = next(x for x in out.splitlines() if x.startswith("ERRORS")).split()
     requests, duration_us = int(line[1]), int(line[2])
     return {
+        "requests": requests,
         "rps": requests / (duration_us / 1e6),
         "p50_ms": float(line[3]) / 1000,
         "p99_ms": float(line[4]) / 1000,
@@ -223,6 +266,7 @@ async def _py_load(
     elapsed = time.perf_counter() - started
     latencies.sort()
     return {
+        "requests": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
@@ -333,7 +377,9 @@ def main() -> None:
 
     home = Path(args.home).resolve()
     settings = Settings(home=home)
-    key = create_key(settings, f"bench-{os.getpid()}", "scorer")["key"]
+    key_name = f"bench-{os.getpid()}"
+    key = create_key(settings, key_name, "scorer")["key"]
+    audited = AuditCount(settings, key_name)
     headers = {"Authorization": f"Bearer {key}"}
     df = load_demo().drop(columns=["churn"])
     records = [
@@ -409,7 +455,10 @@ def main() -> None:
             before = loop_lag(base)
             bare_noop = load(f"{bare}/noop", one, {}, s)
             noop = load(f"{base}/bench/noop", one, headers, s)
-            rounds.append((bare_noop, noop, load(f"{base}/v1/predict", one, headers, s)))
+            last_id = audited.last_id()
+            predict = load(f"{base}/v1/predict", one, headers, s)
+            predict["audited"] = audited.since(last_id)
+            rounds.append((bare_noop, noop, predict))
             lag.update({b: n - before.get(b, 0.0) for b, n in loop_lag(base).items()})
             batches.append(load(f"{base}/v1/predict/batch", batch, headers, s))
         results = {
@@ -420,6 +469,7 @@ def main() -> None:
             "seed": load(f"{base}/bench/seed", one, headers, s),
             "mlflow": load(f"http://127.0.0.1:{mlflow_port}/invocations", mlflow_body, {}, s),
         }
+        dropped = audit_dropped(base)
     finally:
         for p in procs:
             p.terminate()
@@ -468,6 +518,16 @@ def main() -> None:
     tails = ", ".join(f"{p['p99_ms']:.2f}" for _, _, p in rounds)
     print(f"{'p99 /v1/predict, every round':<28} {tails} ms (target <= 5 ms each)")
     print(f"{'event-loop lag probes':<28} {lag_line(dict(lag))} (single-request rounds)")
+    behind = [max(0, p["requests"] - p["audited"]) for _, _, p in rounds]
+    print(
+        f"{'audit rows behind, per round':<28} {', '.join(str(b) for b in behind)} "
+        f"(requests whose row was not stored when the round ended); dropped {dropped:.0f}"
+    )
+    if dropped or max(behind) > max(p["rps"] for _, _, p in rounds):
+        print(
+            "WARNING: the audit writer fell more than a second behind or dropped rows: it "
+            "is putting work off, so this p99 is not what sustained load would see"
+        )
     # refusals do not count as customers scored
     answered = [(b["rps"] - b["errors"] / args.seconds) * 1000 for b in batches]
     every = ", ".join(f"{a:.0f}" for a in answered)

@@ -25,6 +25,14 @@ requests/s and its p99 from 8.7 to 6.5 ms. At niceness 10 the writer is still en
 ~10% of a saturated core, about what 8,000 audited requests/s cost it; rows it has not
 taken yet wait in the pipe and the server's bounded buffer.
 
+What remains of the tail on a shared core is the kernel's tick (4 ms at ``HZ=250``): a
+saturated server never sleeps, so a picked writer keeps the core until the next tick. Three
+ways around that were measured and not kept (``bench/README.md``, round 6): ``SCHED_IDLE``
+and ``sched_yield()`` every 20 rows lowered p99 in 5-second rounds only by putting the
+writer's work off — after 40 s of saturation 22,604 rows had been dropped from the full
+buffer; sleeping 50 µs every ~250 µs of work kept up but cost the writer ~30% more CPU per
+row and the server about as much throughput as it gained in p99.
+
 Two kinds of failure, two answers:
 
 - **The store refuses a row** (a value it cannot hold: a NUL character on PostgreSQL, a
