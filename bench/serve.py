@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 CONNECTIONS = 16
 SERVER_CPU, LOAD_CPU = 0, 1  # pinned apart, as a production box keeps the client elsewhere
@@ -114,13 +115,17 @@ def _pin(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def loop_lag(base: str) -> dict[str, float]:
-    """Return how many event-loop lag probes so far were over each bound (/metrics)."""
+def metric_lines(base: str) -> list[str]:
+    """The server's /metrics, one line each."""
     import httpx
 
-    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return httpx.get(f"{base}/metrics", timeout=10).text.splitlines()
+
+
+def loop_lag(base: str) -> dict[str, float]:
+    """Return how many event-loop lag probes so far were over each bound (/metrics)."""
     counts = {}
-    for line in text.splitlines():
+    for line in metric_lines(base):
         if line.startswith("churnops_event_loop_lag_seconds_bucket"):
             bound = line.split('le="')[1].split('"')[0]
             counts[bound] = float(line.rsplit(" ", 1)[1])
@@ -137,7 +142,7 @@ class AuditCount:
     its requests' audit rows were in the store when the round ended.
     """
 
-    def __init__(self, settings: object, key_name: str) -> None:
+    def __init__(self, settings: Any, key_name: str) -> None:
         import sqlalchemy as sa
 
         from churnops.store.database import get_engine
@@ -162,9 +167,7 @@ class AuditCount:
 
 def audit_dropped(base: str) -> float:
     """The server's count of audit/prediction-log rows dropped so far (/metrics)."""
-    import httpx
-
-    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+    for line in metric_lines(base):
         if line.startswith("churnops_audit_dropped_total"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -523,7 +526,7 @@ def main() -> None:
         f"{'audit rows behind, per round':<28} {', '.join(str(b) for b in behind)} "
         f"(requests whose row was not stored when the round ended); dropped {dropped:.0f}"
     )
-    if dropped or max(behind) > max(p["rps"] for _, _, p in rounds):
+    if dropped or any(b > p["rps"] for b, (_, _, p) in zip(behind, rounds, strict=True)):
         print(
             "WARNING: the audit writer fell more than a second behind or dropped rows: it "
             "is putting work off, so this p99 is not what sustained load would see"
