@@ -186,3 +186,43 @@ def test_written_prediction_rows_are_stored_as_an_orm_insert_stores_them(tmp_pat
         ).all()
     assert stored[0] == stored[1] == stored[2]
     assert orjson.loads(stored[0][10]) == features
+
+
+def _run_writer(url: str, rows: list[tuple], monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
+    """Run the writer's loop in this process on a pipe; return its gc.freeze calls, reports."""
+    import os
+
+    from churnops.store import audit_writer
+
+    freezes: list[int] = []
+    monkeypatch.setattr(audit_writer.gc, "freeze", lambda: freezes.append(1))
+    read, write = os.pipe()
+    header = {"url": url, "flush_seconds": 0.0, "retry_seconds": 0.0}
+    os.write(write, frame(header) + frame((rows, [])))
+    os.close(write)
+    reports: list[str] = []
+    try:
+        audit_writer.run(read, reports.append)
+    finally:
+        os.close(read)
+    return freezes, reports
+
+
+def test_the_writer_freezes_its_heap_after_its_first_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row = (time.time(), "r1", "k", "/v1/predict", 200, 1.0, ["C1"], 1, "d" * 64, "1", "c", [0.5])
+    freezes, reports = _run_writer(f"sqlite:///{tmp_path / 'store.db'}", [row], monkeypatch)
+    assert freezes == [1]
+    assert reports == ["W 1 0\n"]
+
+
+def test_a_writer_that_could_not_write_does_not_freeze(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # the store's folder would have to be inside a file
+    row = (time.time(), "r1", "k", "/v1/predict", 200, 1.0, ["C1"], 1, "d" * 64, "1", "c", [0.5])
+    freezes, reports = _run_writer(f"sqlite:///{blocker / 'store.db'}", [row], monkeypatch)
+    assert freezes == []
+    assert reports == ["D 1\n"]

@@ -49,6 +49,7 @@ Two kinds of failure, two answers:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import marshal
@@ -398,6 +399,7 @@ def run(fd: int, report: Callable[[str], None]) -> None:
     retry_at, backoff = 0.0, FIRST_BACKOFF
     outage = False  # one error line per outage
     eof = False
+    frozen = False  # the heap, after the first write (gc.freeze)
     while not eof or audits or predictions:
         if failing_since is not None:
             # Not reading meanwhile: the pipe and the server's bounded buffer hold new rows.
@@ -435,6 +437,15 @@ def run(fd: int, report: Callable[[str], None]) -> None:
             report(f"D {out.dropped}\n")
         audits, predictions = out.pending_audits, out.pending_predictions
         if out.error is None:
+            if not frozen:
+                # After the first write everything long-lived exists: modules (SQLAlchemy,
+                # Alembic, pydantic), the engine, its compiled statements. Out of the cyclic
+                # collector's reach, full collections stop walking them: they were 15% of
+                # the writer's CPU under load (py-spy), and freezing took it from 6.39 to
+                # 5.78 µs a request (bench servers alternating, 6 rounds). Rows are acyclic
+                # and still freed by reference counting, frozen or not.
+                gc.freeze()
+                frozen = True
             if outage:
                 log.warning("audit writes work again")
             outage, failing_since, backoff = False, None, FIRST_BACKOFF
