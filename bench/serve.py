@@ -143,22 +143,23 @@ class AuditCount:
     """
 
     def __init__(self, settings: Any, key_name: str) -> None:
-        import sqlalchemy as sa
-
         from churnops.store.database import get_engine
         from churnops.store.tables import AuditLog
 
         self.engine, self.table, self.key_name = get_engine(settings), AuditLog.__table__, key_name
-        self.sa = sa
 
     def last_id(self) -> int:
+        from sqlalchemy import func, select
+
         with self.engine.connect() as conn:
-            return conn.execute(self.sa.select(self.sa.func.max(self.table.c.id))).scalar() or 0
+            return conn.execute(select(func.max(self.table.c.id))).scalar() or 0
 
     def since(self, last_id: int) -> int:
         """Predict rows of the bench key written after row ``last_id``."""
+        from sqlalchemy import func, select
+
         c = self.table.c
-        query = self.sa.select(self.sa.func.count()).where(
+        query = select(func.count()).where(
             c.id > last_id, c.key_name == self.key_name, c.route == "/v1/predict"
         )
         with self.engine.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -18,13 +19,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from churnops.store.audit_writer import AUDIT_FIELDS, frame, timestamp_param
 
 
+def _audit_row() -> tuple:
+    """One audit row, as the server hands it to the writer."""
+    return (time.time(), "r1", "k", "/v1/predict", 200, 1.0, ["C1"], 1, "d" * 64, "1", "c", [0.5])
+
+
 def _writer_stderr(url: str, retry_seconds: float = 120.0) -> list[str]:
     """Run the writer on one audit row until it exits; return its stderr lines."""
     header = {"url": url, "flush_seconds": 0.05, "busy_seconds": 1.0}
-    row = (time.time(), "r1", "k", "/v1/predict", 200, 1.0, ["C1"], 1, "d" * 64, "1", "c", [0.5])
     done = subprocess.run(
         [sys.executable, "-m", "churnops.store.audit_writer"],
-        input=frame({**header, "retry_seconds": retry_seconds}) + frame(([row], [])),
+        input=frame({**header, "retry_seconds": retry_seconds}) + frame(([_audit_row()], [])),
         capture_output=True,
         timeout=60,
         check=True,
@@ -190,8 +195,6 @@ def test_written_prediction_rows_are_stored_as_an_orm_insert_stores_them(tmp_pat
 
 def _run_writer(url: str, rows: list[tuple], monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
     """Run the writer's loop in this process on a pipe; return its gc.freeze calls, reports."""
-    import os
-
     from churnops.store import audit_writer
 
     freezes: list[int] = []
@@ -211,8 +214,8 @@ def _run_writer(url: str, rows: list[tuple], monkeypatch: pytest.MonkeyPatch) ->
 def test_the_writer_freezes_its_heap_after_its_first_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    row = (time.time(), "r1", "k", "/v1/predict", 200, 1.0, ["C1"], 1, "d" * 64, "1", "c", [0.5])
-    freezes, reports = _run_writer(f"sqlite:///{tmp_path / 'store.db'}", [row], monkeypatch)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    freezes, reports = _run_writer(url, [_audit_row()], monkeypatch)
     assert freezes == [1]
     assert reports == ["W 1 0\n"]
 
@@ -222,7 +225,6 @@ def test_a_writer_that_could_not_write_does_not_freeze(
 ) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")  # the store's folder would have to be inside a file
-    row = (time.time(), "r1", "k", "/v1/predict", 200, 1.0, ["C1"], 1, "d" * 64, "1", "c", [0.5])
-    freezes, reports = _run_writer(f"sqlite:///{blocker / 'store.db'}", [row], monkeypatch)
+    freezes, reports = _run_writer(f"sqlite:///{blocker / 'store.db'}", [_audit_row()], monkeypatch)
     assert freezes == []
     assert reports == ["D 1\n"]
