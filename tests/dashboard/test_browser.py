@@ -149,6 +149,10 @@ def test_a_manager_signs_in_filters_exports_and_plans(
     assert before != after
     assert after == "10"
     page.screenshot(path=shots / "3-campaign.png", full_page=True)
+    with page.expect_download() as download:
+        page.get_by_role("button", name=re.compile("Download the contact list")).click()
+    contacts = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert len(contacts) == 10
 
     go_to(page, "Model", "Model")
     page.screenshot(path=shots / "4-model.png", full_page=True)

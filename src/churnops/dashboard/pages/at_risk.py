@@ -112,6 +112,10 @@ actions[1].download_button(
     file_name=f"at-risk-{day.isoformat()}.csv",
     mime="text/csv",
     key="export",
+    # No rerun: the export changes nothing on the page, and a rerun started by the
+    # click races the browser's request for the file (once, in CI, a download that
+    # never started).
+    on_click="ignore",
 )
 
 st.plotly_chart(charts.top_reason_counts(page["rows"]), key="reasons_chart")

@@ -103,4 +103,5 @@ st.download_button(
     file_name=f"campaign-{day.isoformat()}.csv",
     mime="text/csv",
     key="campaign_export",
+    on_click="ignore",  # no rerun: see the risk page's export
 )
