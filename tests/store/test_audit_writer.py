@@ -228,3 +228,52 @@ def test_a_writer_that_could_not_write_does_not_freeze(
     freezes, reports = _run_writer(f"sqlite:///{blocker / 'store.db'}", [_audit_row()], monkeypatch)
     assert freezes == []
     assert reports == ["D 1\n"]
+
+
+def test_the_pacer_rests_after_each_turn_of_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A turn's worth of this thread's CPU, then one short rest; no rest before that."""
+    from churnops.store import audit_writer
+
+    rests: list[float] = []
+    monkeypatch.setattr(audit_writer.time, "sleep", rests.append)
+    pace = audit_writer.Pacer(turn_seconds=0.002, rest_seconds=20e-6)
+    pace()
+    assert rests == []  # no CPU spent yet
+    start = time.thread_time()
+    while time.thread_time() - start < 0.003:  # burn a turn and a half
+        pass
+    pace()
+    pace()  # the turn started again at the rest
+    assert rests == [20e-6]
+
+
+def test_the_writer_paces_once_per_statement_and_stores_every_row(tmp_path: Path) -> None:
+    """200 rows are three statements (80, 80, 40): three chances to rest, all rows stored."""
+    from churnops.store.audit_writer import ROWS_PER_INSERT, StoreWriter
+
+    calls: list[int] = []
+    writer = StoreWriter(f"sqlite:///{tmp_path / 'store.db'}", pace=lambda: calls.append(1))
+    rows = [(1764489600.0 + i, f"r{i}", *_audit_row()[2:]) for i in range(200)]
+    writer.write(rows, [])
+    assert len(calls) == -(-200 // ROWS_PER_INSERT) == 3
+    with writer.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT request_id FROM audit_log ORDER BY id")).scalars()
+        assert list(stored) == [f"r{i}" for i in range(200)]
+    writer.engine.dispose()
+
+
+def test_the_writer_process_rests_between_statements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's loop writes through a Pacer (here one that rests after every statement)."""
+    import functools
+
+    from churnops.store import audit_writer
+
+    rests: list[float] = []
+    monkeypatch.setattr(audit_writer.time, "sleep", rests.append)
+    monkeypatch.setattr(audit_writer, "Pacer", functools.partial(audit_writer.Pacer, 0.0))
+    rows = [(1764489600.0 + i, f"r{i}", *_audit_row()[2:]) for i in range(200)]
+    _, reports = _run_writer(f"sqlite:///{tmp_path / 'store.db'}", rows, monkeypatch)
+    assert reports == ["W 200 0\n"]
+    assert rests == [audit_writer.REST_SECONDS] * 3

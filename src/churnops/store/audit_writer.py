@@ -25,13 +25,14 @@ requests/s and its p99 from 8.7 to 6.5 ms. At niceness 10 the writer is still en
 ~10% of a saturated core, about what 8,000 audited requests/s cost it; rows it has not
 taken yet wait in the pipe and the server's bounded buffer.
 
-What remains of the tail on a shared core is the kernel's tick (4 ms at ``HZ=250``): a
-saturated server never sleeps, so a picked writer keeps the core until the next tick. Three
-ways around that were measured and not kept (``bench/README.md``, round 6): ``SCHED_IDLE``
-and ``sched_yield()`` every 20 rows lowered p99 in 5-second rounds only by putting the
-writer's work off — after 40 s of saturation 22,604 rows had been dropped from the full
-buffer; sleeping 50 µs every ~250 µs of work kept up but cost the writer ~30% more CPU per
-row and the server about as much throughput as it gained in p99.
+What remained of the tail on a shared core was the kernel's tick (4 ms at ``HZ=250``): a
+saturated server never sleeps, so a picked writer kept the core until the next tick. The
+writer now rests 20 µs after every millisecond of its own CPU (:class:`Pacer`), so its
+turns last about a millisecond, and it still keeps up. Ways that were measured and not
+kept (``bench/README.md``, rounds 6 and 7): ``SCHED_IDLE`` and ``sched_yield()`` every 20
+rows lowered p99 in 5-second rounds only by putting the writer's work off — after 40 s of
+saturation 22,604 rows had been dropped from the full buffer; sleeping 50 µs every
+~250 µs of work kept up but cost the writer ~30% more CPU per row.
 
 Two kinds of failure, two answers:
 
@@ -75,6 +76,7 @@ HEADER = struct.Struct("<I")
 ROWS_PER_INSERT = 80  # x 12 columns: under SQLite's oldest 999-parameter limit
 MAX_ROWS_PER_COMMIT = 20_000
 WRITER_NICE = 10  # background work: requests in flight come first (see the module docstring)
+TURN_SECONDS, REST_SECONDS = 0.001, 20e-6  # at most ~1 ms of CPU at a time (see Pacer)
 RETRY_SECONDS = 120.0  # how long rows are kept through a store outage before they are dropped
 FIRST_BACKOFF, MAX_BACKOFF = 0.25, 8.0
 ERROR_CHARS = 2000
@@ -155,9 +157,15 @@ class Outcome:
 class StoreWriter:
     """Insert audit and prediction-log rows into the store (same values as ``insert()``)."""
 
-    def __init__(self, url: str, busy_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        busy_seconds: float | None = None,
+        pace: Callable[[], None] = lambda: None,
+    ) -> None:
         self.url = url
         self.busy_seconds = busy_seconds
+        self.pace = pace  # called between statements: the writer process passes a Pacer
         self._engine: Any = None
 
     @property
@@ -208,9 +216,11 @@ class StoreWriter:
 
         with self.engine.begin() as conn:
             if audit_rows:
-                insert_rows(conn, AuditLog.__table__, AUDIT_FIELDS, audit_rows)
+                insert_rows(conn, AuditLog.__table__, AUDIT_FIELDS, audit_rows, self.pace)
             if prediction_rows:
-                insert_rows(conn, PredictionLog.__table__, PREDICTION_FIELDS, prediction_rows)
+                insert_rows(
+                    conn, PredictionLog.__table__, PREDICTION_FIELDS, prediction_rows, self.pace
+                )
 
     def quarantine(self, audit_rows: Rows, prediction_rows: Rows, error: Exception) -> None:
         """Store one refused row, unaltered, as ASCII JSON with why the store refused it.
@@ -273,7 +283,13 @@ def _reason(exc: BaseException) -> str:
     return f"{type(source).__name__}: {source}"
 
 
-def insert_rows(conn: Any, table: Any, fields: tuple[str, ...], rows: Rows) -> None:
+def insert_rows(
+    conn: Any,
+    table: Any,
+    fields: tuple[str, ...],
+    rows: Rows,
+    pace: Callable[[], None] = lambda: None,
+) -> None:
     """Insert rows (tuples in ``fields`` order, ``at`` first), ``ROWS_PER_INSERT`` at a time.
 
     One multi-row INSERT statement per 80 rows instead of ``executemany``'s one step per
@@ -282,6 +298,8 @@ def insert_rows(conn: Any, table: Any, fields: tuple[str, ...], rows: Rows) -> N
     of the other columns that have one): every audited request costs the writer process
     this loop, on a core the server may share. Stored values are exactly what
     ``insert()`` would store; drivers with named/numeric placeholders keep ``executemany``.
+    ``pace`` is called after each statement (see :class:`Pacer`): rows become parameters
+    one statement's worth at a time, so no step between two calls is longer than that.
     """
     dialect = conn.dialect
     json = tuple(i for i, name in enumerate(fields) if name in JSON_FIELDS)
@@ -297,23 +315,44 @@ def insert_rows(conn: Any, table: Any, fields: tuple[str, ...], rows: Rows) -> N
         for i, column in enumerate(columns)
         if i and (process := column.type._cached_bind_processor(dialect)) is not None
     ]
-    width = len(fields)
-    params: list[Any] = []
-    for values in rows:
-        row = _values(values, fields, at, json)
-        for i, process in processors:
-            row[i] = process(row[i])
-        params.extend(row)
     names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in columns)
-    group = "(" + ", ".join([marker] * width) + ")"
+    group = "(" + ", ".join([marker] * len(fields)) + ")"
     table_name = dialect.identifier_preparer.format_table(table)
-    step = ROWS_PER_INSERT * width
-    for start in range(0, len(params), step):
-        chunk = params[start : start + step]
-        sql = f"INSERT INTO {table_name} ({names}) VALUES " + ", ".join(
-            [group] * (len(chunk) // width)
-        )
-        conn.exec_driver_sql(sql, tuple(chunk))
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        params: list[Any] = []
+        for values in chunk:
+            row = _values(values, fields, at, json)
+            for i, process in processors:
+                row[i] = process(row[i])
+            params.extend(row)
+        sql = f"INSERT INTO {table_name} ({names}) VALUES " + ", ".join([group] * len(chunk))
+        conn.exec_driver_sql(sql, tuple(params))
+        pace()
+
+
+class Pacer:
+    """Give the core back for a moment after every ``turn_seconds`` of this thread's CPU.
+
+    Why: a server saturating the core it shares with the writer never sleeps, so once the
+    kernel picks the writer, the writer keeps the core until it blocks or the next tick
+    (4 ms at ``HZ=250``), and every request in flight waits that long — the p99 tail that
+    was left. Sleeping ``rest_seconds`` after each millisecond of work cuts a commit's
+    worth of rows into millisecond turns. Unlike ``sched_yield`` or ``SCHED_IDLE``
+    (measured, bench/README.md round 6) it does not put the work off: at niceness 10 the
+    writer keeps its share of the core; only its turns are shorter. Once per statement
+    (80 rows, ~0.3 ms) the check costs one clock read.
+    """
+
+    def __init__(self, turn_seconds: float = TURN_SECONDS, rest_seconds: float = REST_SECONDS):
+        self.turn_seconds = turn_seconds
+        self.rest_seconds = rest_seconds
+        self._since = time.thread_time()
+
+    def __call__(self) -> None:
+        if time.thread_time() - self._since >= self.turn_seconds:
+            time.sleep(self.rest_seconds)
+            self._since = time.thread_time()
 
 
 def _utc(timestamp: float) -> datetime:
@@ -414,7 +453,7 @@ def run(fd: int, report: Callable[[str], None]) -> None:
                 buf += chunk
                 for item in split_frames(buf):
                     if store is None:
-                        store = StoreWriter(item["url"], item.get("busy_seconds"))
+                        store = StoreWriter(item["url"], item.get("busy_seconds"), Pacer())
                         flush_seconds = float(item.get("flush_seconds", flush_seconds))
                         retry_seconds = float(item.get("retry_seconds", retry_seconds))
                         continue
