@@ -455,25 +455,32 @@ def main() -> None:
         # The lag probes count the single-request phases only: 16 concurrent 1,000-customer
         # batches, each scored on the loop, queue behind each other by design.
         rounds, batches, lag = [], [], collections.Counter()
+        dropped: collections.Counter[str] = collections.Counter()  # audit rows, by phase
+
+        def audited_load(phase: str, path: str, body: bytes) -> dict[str, Any]:
+            before = audit_dropped(base)
+            out = load(f"{base}{path}", body, headers, s)
+            dropped[phase] += audit_dropped(base) - before
+            return out
+
         for _ in range(args.rounds):
             before = loop_lag(base)
             bare_noop = load(f"{bare}/noop", one, {}, s)
-            noop = load(f"{base}/bench/noop", one, headers, s)
+            noop = audited_load("in-app no-op", "/bench/noop", one)
             last_id = audited.last_id()
-            predict = load(f"{base}/v1/predict", one, headers, s)
+            predict = audited_load("predict", "/v1/predict", one)
             predict["audited"] = audited.since(last_id)
             rounds.append((bare_noop, noop, predict))
             lag.update({b: n - before.get(b, 0.0) for b, n in loop_lag(base).items()})
-            batches.append(load(f"{base}/v1/predict/batch", batch, headers, s))
+            batches.append(audited_load("batch", "/v1/predict/batch", batch))
         results = {
             "predict": _merge([p for _, _, p in rounds]),
             "noop": _merge([n for _, n, _ in rounds]),
             "bare": _merge([b for b, _, _ in rounds]),
             "batch": _merge(batches),
-            "seed": load(f"{base}/bench/seed", one, headers, s),
+            "seed": audited_load("seed", "/bench/seed", one),
             "mlflow": load(f"http://127.0.0.1:{mlflow_port}/invocations", mlflow_body, {}, s),
         }
-        dropped = audit_dropped(base)
     finally:
         for p in procs:
             p.terminate()
@@ -523,11 +530,13 @@ def main() -> None:
     print(f"{'p99 /v1/predict, every round':<28} {tails} ms (target <= 5 ms each)")
     print(f"{'event-loop lag probes':<28} {lag_line(dict(lag))} (single-request rounds)")
     behind = [max(0, p["requests"] - p["audited"]) for _, _, p in rounds]
+    by_phase = ", ".join(f"{phase} {n:.0f}" for phase, n in dropped.items())
     print(
         f"{'audit rows behind, per round':<28} {', '.join(str(b) for b in behind)} "
-        f"(requests whose row was not stored when the round ended); dropped {dropped:.0f}"
+        f"(requests whose row was not stored when the round ended); dropped "
+        f"{dropped.total():.0f} ({by_phase})"
     )
-    if dropped or any(b > p["rps"] for b, (_, _, p) in zip(behind, rounds, strict=True)):
+    if dropped.total() or any(b > p["rps"] for b, (_, _, p) in zip(behind, rounds, strict=True)):
         print(
             "WARNING: the audit writer fell more than a second behind or dropped rows: it "
             "is putting work off, so this p99 is not what sustained load would see"

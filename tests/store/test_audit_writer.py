@@ -262,18 +262,33 @@ def test_the_writer_paces_once_per_statement_and_stores_every_row(tmp_path: Path
     writer.engine.dispose()
 
 
-def test_the_writer_process_rests_between_statements(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("age", "rests"), [(0.0, 3), (60.0, 0)])
+def test_the_writer_process_rests_between_statements_while_it_keeps_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, age: float, rests: int
 ) -> None:
-    """The writer's loop writes through a Pacer (here one that rests after every statement)."""
+    """Through a Pacer (here resting after every statement) while its rows are fresh;
+    rows older than BEHIND_SECONDS mean it is behind, so it writes them without rests."""
     import functools
 
     from churnops.store import audit_writer
 
-    rests: list[float] = []
-    monkeypatch.setattr(audit_writer.time, "sleep", rests.append)
+    slept: list[float] = []
+    monkeypatch.setattr(audit_writer.time, "sleep", slept.append)
     monkeypatch.setattr(audit_writer, "Pacer", functools.partial(audit_writer.Pacer, 0.0))
-    rows = [(1764489600.0 + i, f"r{i}", *_audit_row()[2:]) for i in range(200)]
+    start = time.time() - age
+    rows = [(start + i * 1e-6, f"r{i}", *_audit_row()[2:]) for i in range(200)]
     _, reports = _run_writer(f"sqlite:///{tmp_path / 'store.db'}", rows, monkeypatch)
     assert reports == ["W 200 0\n"]
-    assert rests == [audit_writer.REST_SECONDS] * 3
+    assert slept == [audit_writer.REST_SECONDS] * rests
+
+
+def test_a_row_without_a_time_leaves_the_pacer_as_it_was() -> None:
+    from churnops.store.audit_writer import BEHIND_SECONDS, Pacer
+
+    pace = Pacer()
+    pace.keep_up([(time.time() - 2 * BEHIND_SECONDS, "r1")], [])
+    assert not pace.resting
+    pace.keep_up([("not a time", "r1")], [()])
+    assert not pace.resting
+    pace.keep_up([], [(time.time(), "r2")])
+    assert pace.resting

@@ -77,6 +77,7 @@ ROWS_PER_INSERT = 80  # x 12 columns: under SQLite's oldest 999-parameter limit
 MAX_ROWS_PER_COMMIT = 20_000
 WRITER_NICE = 10  # background work: requests in flight come first (see the module docstring)
 TURN_SECONDS, REST_SECONDS = 0.001, 20e-6  # at most ~1 ms of CPU at a time (see Pacer)
+BEHIND_SECONDS = 1.0  # rows older than this: the writer is behind and stops resting
 RETRY_SECONDS = 120.0  # how long rows are kept through a store outage before they are dropped
 FIRST_BACKOFF, MAX_BACKOFF = 0.25, 8.0
 ERROR_CHARS = 2000
@@ -338,19 +339,36 @@ class Pacer:
     kernel picks the writer, the writer keeps the core until it blocks or the next tick
     (4 ms at ``HZ=250``), and every request in flight waits that long — the p99 tail that
     was left. Sleeping ``rest_seconds`` after each millisecond of work cuts a commit's
-    worth of rows into millisecond turns. Unlike ``sched_yield`` or ``SCHED_IDLE``
-    (measured, bench/README.md round 6) it does not put the work off: at niceness 10 the
-    writer keeps its share of the core; only its turns are shorter. Once per statement
-    (80 rows, ~0.3 ms) the check costs one clock read.
+    worth of rows into millisecond turns. Once per statement (80 rows, ~0.3 ms) the check
+    costs one clock read.
+
+    The rests cost the writer some of its share of the core (a sleeper's claim is not
+    carried over in full), and 1,000-customer batches need about all of it at niceness 10:
+    paced throughout, 40 s of them dropped 8,960 rows. So the writer rests only while it
+    keeps up (:meth:`keep_up`): once its oldest row waited ``BEHIND_SECONDS``, it works in
+    whole turns until it has caught up. Audit rows first, the tail second; unlike
+    ``sched_yield`` or ``SCHED_IDLE`` (bench/README.md round 6) the work is never put off.
     """
 
     def __init__(self, turn_seconds: float = TURN_SECONDS, rest_seconds: float = REST_SECONDS):
         self.turn_seconds = turn_seconds
         self.rest_seconds = rest_seconds
+        self.resting = True
         self._since = time.thread_time()
 
+    def keep_up(self, audits: Rows, predictions: Rows) -> None:
+        """Rest only while the oldest rows to write (``at`` first, a Unix time) are recent.
+
+        A row without a usable time is left to the write, which quarantines it.
+        """
+        try:
+            oldest = min(float(rows[0][0]) for rows in (audits, predictions) if rows)
+        except (IndexError, TypeError, ValueError):
+            return
+        self.resting = time.time() - oldest < BEHIND_SECONDS
+
     def __call__(self) -> None:
-        if time.thread_time() - self._since >= self.turn_seconds:
+        if self.resting and time.thread_time() - self._since >= self.turn_seconds:
             time.sleep(self.rest_seconds)
             self._since = time.thread_time()
 
@@ -439,6 +457,7 @@ def run(fd: int, report: Callable[[str], None]) -> None:
     outage = False  # one error line per outage
     eof = False
     frozen = False  # the heap, after the first write (gc.freeze)
+    pacer = Pacer()
     while not eof or audits or predictions:
         if failing_since is not None:
             # Not reading meanwhile: the pipe and the server's bounded buffer hold new rows.
@@ -453,7 +472,7 @@ def run(fd: int, report: Callable[[str], None]) -> None:
                 buf += chunk
                 for item in split_frames(buf):
                     if store is None:
-                        store = StoreWriter(item["url"], item.get("busy_seconds"), Pacer())
+                        store = StoreWriter(item["url"], item.get("busy_seconds"), pacer)
                         flush_seconds = float(item.get("flush_seconds", flush_seconds))
                         retry_seconds = float(item.get("retry_seconds", retry_seconds))
                         continue
@@ -466,6 +485,7 @@ def run(fd: int, report: Callable[[str], None]) -> None:
         if not n or not (due or n >= MAX_ROWS_PER_COMMIT):
             continue
         assert store is not None  # rows only come after the header
+        pacer.keep_up(audits, predictions)
         out = store.store(audits, predictions)
         if out.audits or out.predictions:
             report(f"W {out.audits} {out.predictions}\n")
