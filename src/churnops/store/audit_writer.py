@@ -162,7 +162,7 @@ class StoreWriter:
         self,
         url: str,
         busy_seconds: float | None = None,
-        pace: Callable[[], None] = lambda: None,
+        pace: Callable[[], None] = lambda: None,  # no rests (tests, bench/sizing.py)
     ) -> None:
         self.url = url
         self.busy_seconds = busy_seconds
@@ -289,7 +289,7 @@ def insert_rows(
     table: Any,
     fields: tuple[str, ...],
     rows: Rows,
-    pace: Callable[[], None] = lambda: None,
+    pace: Callable[[], None],
 ) -> None:
     """Insert rows (tuples in ``fields`` order, ``at`` first), ``ROWS_PER_INSERT`` at a time.
 
@@ -350,7 +350,9 @@ class Pacer:
     ``sched_yield`` or ``SCHED_IDLE`` (bench/README.md round 6) the work is never put off.
     """
 
-    def __init__(self, turn_seconds: float = TURN_SECONDS, rest_seconds: float = REST_SECONDS):
+    def __init__(
+        self, turn_seconds: float = TURN_SECONDS, rest_seconds: float = REST_SECONDS
+    ) -> None:
         self.turn_seconds = turn_seconds
         self.rest_seconds = rest_seconds
         self.resting = True
