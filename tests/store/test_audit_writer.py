@@ -24,6 +24,11 @@ def _audit_row() -> tuple:
     return (time.time(), "r1", "k", "/v1/predict", 200, 1.0, ["C1"], 1, "d" * 64, "1", "c", [0.5])
 
 
+def _audit_rows(n: int, start: float) -> list[tuple]:
+    """``n`` audit rows a microsecond apart from ``start``, with request ids r0, r1, ..."""
+    return [(start + i * 1e-6, f"r{i}", *_audit_row()[2:]) for i in range(n)]
+
+
 def _writer_stderr(url: str, retry_seconds: float = 120.0) -> list[str]:
     """Run the writer on one audit row until it exits; return its stderr lines."""
     header = {"url": url, "flush_seconds": 0.05, "busy_seconds": 1.0}
@@ -253,8 +258,7 @@ def test_the_writer_paces_once_per_statement_and_stores_every_row(tmp_path: Path
 
     calls: list[int] = []
     writer = StoreWriter(f"sqlite:///{tmp_path / 'store.db'}", pace=lambda: calls.append(1))
-    rows = [(1764489600.0 + i, f"r{i}", *_audit_row()[2:]) for i in range(200)]
-    writer.write(rows, [])
+    writer.write(_audit_rows(200, 1764489600.0), [])
     assert len(calls) == -(-200 // ROWS_PER_INSERT) == 3
     with writer.engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT request_id FROM audit_log ORDER BY id")).scalars()
@@ -275,8 +279,7 @@ def test_the_writer_process_rests_between_statements_while_it_keeps_up(
     slept: list[float] = []
     monkeypatch.setattr(audit_writer.time, "sleep", slept.append)
     monkeypatch.setattr(audit_writer, "Pacer", functools.partial(audit_writer.Pacer, 0.0))
-    start = time.time() - age
-    rows = [(start + i * 1e-6, f"r{i}", *_audit_row()[2:]) for i in range(200)]
+    rows = _audit_rows(200, time.time() - age)
     _, reports = _run_writer(f"sqlite:///{tmp_path / 'store.db'}", rows, monkeypatch)
     assert reports == ["W 200 0\n"]
     assert slept == [audit_writer.REST_SECONDS] * rests
