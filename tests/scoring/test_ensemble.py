@@ -16,12 +16,21 @@ import numpy as np
 import pytest
 
 from churnops.config import Settings
+from churnops.data.contract import infer_contract
+from churnops.features.encoder import FeatureEncoder
+from churnops.scoring import one_row
 from churnops.scoring.artifact import load_artifact, save_artifact
-from churnops.scoring.estimators import EnsembleEstimator, LogisticEstimator, load_estimator
+from churnops.scoring.estimators import (
+    EnsembleEstimator,
+    LightGBMEstimator,
+    LogisticEstimator,
+    load_estimator,
+)
 from churnops.scoring.model import ScoringModel
 from tests.conftest import home_tracking_uri
 from tests.factories import make_customers
-from tests.fixtures.make_artifacts import build
+from tests.fixtures.make_artifacts import FAMILIES as FIXTURE_FAMILIES
+from tests.fixtures.make_artifacts import build, fit_family
 from tests.training.test_ensemble import FAMILIES, additive_table
 
 
@@ -47,9 +56,61 @@ def test_margins_are_the_weighted_sum_of_the_members(model: ScoringModel, X: np.
 
 
 def test_one_row_is_the_batch_bit_for_bit(model: ScoringModel, X: np.ndarray) -> None:
-    """margin_one over the members' one-row paths equals margins, row for row."""
+    """margin_one (one compiled call over the members) equals margins, row for row."""
     one = np.array([model.estimator.margin_one(row) for row in X.tolist()])
     assert np.array_equal(one, model.estimator.margins(X))
+
+
+@pytest.fixture(scope="module")
+def every_family() -> tuple[EnsembleEstimator, np.ndarray]:
+    """A blend of all five families, fitted on one table, and fresh rows (some missing)."""
+    df = make_customers(300, seed=52)
+    encoder = FeatureEncoder(infer_contract(df, "churn", "customer_id"))
+    X = encoder.transform(df)
+    y = encoder.contract.target_series(df["churn"]).to_numpy(dtype=int)
+    members = [fit_family(name, encoder, X, y) for name in FIXTURE_FAMILIES if name != "ensemble"]
+    blend = EnsembleEstimator(members, [0.3, 0.2, 0.25, 0.15, 0.1], -0.05)
+    return blend, encoder.transform(make_customers(400, seed=53))
+
+
+def test_a_blend_of_every_family_is_one_compiled_call_equal_to_the_batch(
+    every_family: tuple[EnsembleEstimator, np.ndarray],
+) -> None:
+    """The fused one-row kernel reads every family's packed arrays: the batch's bits."""
+    blend, X = every_family
+    assert {m.family for m in blend.members} == {
+        "logistic",
+        "spline",
+        "lightgbm",
+        "xgboost",
+        "catboost",
+    }
+    assert blend.packed is not None
+    assert blend.packed[0] == one_row.ENSEMBLE
+    one = np.array([blend.margin_one(row) for row in X.tolist()])
+    assert np.array_equal(one, blend.margins(X))
+    for member in blend.members:  # and each family alone, through the same entry
+        assert member.packed is not None
+        mine = np.array([member.margin_one(row) for row in X[:100].tolist()])
+        assert np.array_equal(mine, member.margins(X[:100])), member.family
+
+
+def test_a_member_without_compiled_arithmetic_keeps_the_blend_on_the_batch_path(
+    every_family: tuple[EnsembleEstimator, np.ndarray],
+) -> None:
+    """A booster the walk does not cover (LightGBM's own predict): still the batch's bits."""
+    blend, X = every_family
+    members = [
+        LightGBMEstimator(m.model_text, m.width, m.best_iteration, compiled=False)
+        if isinstance(m, LightGBMEstimator)
+        else m
+        for m in blend.members
+    ]
+    uncompiled = EnsembleEstimator(members, blend.weights, blend.intercept)
+    assert uncompiled.packed is None
+    one = np.array([uncompiled.margin_one(row) for row in X[:50].tolist()])
+    assert np.array_equal(one, uncompiled.margins(X[:50]))
+    np.testing.assert_allclose(one, blend.margins(X[:50]), rtol=0, atol=1e-12)
 
 
 def test_contributions_are_the_weighted_members_and_sum_to_the_margin(

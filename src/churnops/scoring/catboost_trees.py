@@ -140,42 +140,42 @@ def _margin(
 
 
 @njit(cache=True, nogil=True)
-def _parts(ints: Any, reals: Any, at: Any) -> tuple[Any, ...]:  # pragma: no cover - compiled
+def _parts(ints: Any, reals: Any) -> tuple[Any, ...]:  # pragma: no cover - compiled
     """The arrays :func:`_margin` reads, as views of :class:`ObliviousTrees`' packed arrays."""
+    at = ints[: _STARTS + 2] + _STARTS + 2  # where each part starts, after ``at`` itself
     splits = at[_COLUMNS] - at[_KINDS]
     return (
         ints[at[_KINDS] : at[_COLUMNS]],
         ints[at[_COLUMNS] : at[_OFFSETS]],
-        reals[:splits],  # float32 borders, exact in float64: the same test as CatBoost's
+        reals[2 : 2 + splits],  # float32 borders, exact in float64: the same test as CatBoost's
         ints[at[_OFFSETS] : at[_TABLES]],
         ints[at[_TABLES] : at[_BLOCKS]],
         ints[at[_BLOCKS] : at[_DEPTHS]].reshape(-1, 2),
         ints[at[_DEPTHS] : at[_SPLITS]],
         ints[at[_SPLITS] : at[_STARTS]],
-        ints[at[_STARTS] :],
-        reals[splits:],
+        ints[at[_STARTS] : at[_STARTS + 1]],
+        reals[2 + splits :],
+        reals[0],
+        reals[1],
     )
 
 
 @njit(cache=True, nogil=True)
-def _margin_one(
-    x: Any, ints: Any, reals: Any, at: Any, scale: float, bias: float
-) -> float:  # pragma: no cover - compiled
-    parts = _parts(ints, reals, at)
+def raw_packed(x: Any, ints: Any, reals: Any) -> float:  # pragma: no cover - compiled
+    """One row's raw score from :attr:`ObliviousTrees.ints` and ``reals``."""
+    parts = _parts(ints, reals)
     codes = np.empty(parts[5].shape[0], dtype=np.int64)
     bits = np.empty(parts[0].shape[0], dtype=np.uint8)
-    return _margin(x, *parts, scale, bias, codes, bits)
+    return _margin(x, *parts, codes, bits)
 
 
 @njit(cache=True, nogil=True)
-def _margins(
-    X: Any, ints: Any, reals: Any, at: Any, scale: float, bias: float, out: Any
-) -> None:  # pragma: no cover - compiled
-    parts = _parts(ints, reals, at)
+def _margins(X: Any, ints: Any, reals: Any, out: Any) -> None:  # pragma: no cover - compiled
+    parts = _parts(ints, reals)
     codes = np.empty(parts[5].shape[0], dtype=np.int64)
     bits = np.empty(parts[0].shape[0], dtype=np.uint8)
     for i in range(X.shape[0]):
-        out[i] = _margin(X[i], *parts, scale, bias, codes, bits)
+        out[i] = _margin(X[i], *parts, codes, bits)
 
 
 @dataclass
@@ -201,12 +201,12 @@ class ObliviousTrees:
     scale: float
     bias: float
 
-    # What the compiled walk reads: the integer parts above in one array, ``at[k]`` where
-    # part ``k`` starts, and the borders (float64, exact) then the leaves in another.
-    # Three arrays instead of ten: each array passed costs the call ~0.1 µs to unpack.
+    # What the compiled walk reads, in two arrays (each array a call passes costs it
+    # ~0.1 µs to unpack): ``ints`` = where each integer part above starts (9 offsets,
+    # counted after themselves), then the parts in order; ``reals`` = ``scale``,
+    # ``bias``, the borders (float64, exact), the leaves.
     ints: np.ndarray = field(init=False, repr=False)
     reals: np.ndarray = field(init=False, repr=False)
-    at: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         parts = [
@@ -219,20 +219,22 @@ class ObliviousTrees:
             self.tree_splits,
             self.leaf_starts,
         ]
-        self.at = np.cumsum([0, *map(len, parts)]).astype(np.int64)
-        self.ints = np.concatenate([part.astype(np.int64) for part in parts])
-        self.reals = np.concatenate([self.borders.astype(np.float64), self.leaves])
+        at = np.cumsum([0, *map(len, parts)])
+        self.ints = np.concatenate([at, *parts]).astype(np.int64)
+        self.reals = np.concatenate(
+            [[self.scale, self.bias], self.borders.astype(np.float64), self.leaves]
+        )
 
     def raw_one(self, x: np.ndarray) -> float:
         """Return the raw score (log-odds) of one encoded row (float64 array)."""
-        return _margin_one(x, self.ints, self.reals, self.at, self.scale, self.bias)
+        return raw_packed(x, self.ints, self.reals)
 
     def raw_many(self, X: np.ndarray) -> np.ndarray:
         """Return the raw scores of an encoded matrix; each row is :meth:`raw_one`'s number."""
         return rows_in_threads(self._raw_into, X)
 
     def _raw_into(self, X: np.ndarray, out: np.ndarray) -> None:
-        _margins(X, self.ints, self.reals, self.at, self.scale, self.bias, out)
+        _margins(X, self.ints, self.reals, out)
 
 
 def parse_catboost(

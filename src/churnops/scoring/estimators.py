@@ -35,8 +35,8 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from numba import njit
 
-from churnops.scoring import lightgbm_c
-from churnops.scoring.calibration import expit, interp_one
+from churnops.scoring import lightgbm_c, one_row
+from churnops.scoring.calibration import expit
 from churnops.scoring.catboost_trees import (
     CodeLayout,
     ObliviousTrees,
@@ -44,6 +44,7 @@ from churnops.scoring.catboost_trees import (
     parse_catboost,
 )
 from churnops.scoring.jsonfile import read_object
+from churnops.scoring.one_row import linear_one, spline_one
 from churnops.scoring.trees import CompiledTrees, binary_sigmoid, parse_lightgbm
 from churnops.scoring.xgboost_trees import CompiledXGBoost, parse_xgboost
 
@@ -97,38 +98,36 @@ def _matrix(X: np.ndarray, width: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _linear_one(
-    x: Any, mean: Any, scale: Any, coef: Any, intercept: float
-) -> float:  # pragma: no cover - compiled
-    """StandardScaler then the linear model for one row, summed left to right.
-
-    The batch kernel calls this for each row: the same operations in the same order, so
-    ``margin_one`` and ``margins`` agree to the bit (a BLAS dot product blocks
-    differently for one row than for many).
-    """
-    z = intercept
-    for j in range(x.shape[0]):
-        z += ((x[j] - mean[j]) / scale[j]) * coef[j]
-    return z
-
-
-@njit(cache=True, nogil=True)
 def _linear_margins(
     X: Any, mean: Any, scale: Any, coef: Any, intercept: float, out: Any
 ) -> None:  # pragma: no cover - compiled
     for i in range(X.shape[0]):
-        out[i] = _linear_one(X[i], mean, scale, coef, intercept)
+        out[i] = linear_one(X[i], mean, scale, coef, intercept)
 
 
 class _FromMargins:
-    """What every family derives from its batch margins: probabilities, one row's margin."""
+    """What every family derives from its batch margins: probabilities, one row's margin.
+
+    ``packed`` is the family's code and one-row arrays for :func:`one_row.margin`, or None
+    when its arithmetic is not compiled (the family's own library predicts).
+    """
+
+    width: int
+    packed: tuple[int, np.ndarray, np.ndarray] | None = None
 
     def margins(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - each family's own
         raise NotImplementedError
 
     def margin_one(self, row: Sequence[float]) -> float:
-        """Return the log-odds of one encoded row (the batch path on a one-row matrix)."""
-        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
+        """Return the log-odds of one encoded row: bit for bit its batch number.
+
+        The compiled one-row kernel when there is one, else the batch path on one row.
+        """
+        x = _row(row, self.width)
+        if self.packed is None:
+            return float(self.margins(x.reshape(1, -1))[0])
+        code, ints, reals = self.packed
+        return float(one_row.margin(code, x, ints, reals))
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         """Return churn probabilities of an encoded matrix."""
@@ -153,6 +152,8 @@ class LogisticEstimator(_FromMargins):
         self._mean = np.asarray(self.mean, dtype=np.float64)
         self._scale = np.asarray(self.scale, dtype=np.float64)
         self._coef = np.asarray(self.coef, dtype=np.float64)
+        reals = np.concatenate([[self.intercept], self._mean, self._scale, self._coef])
+        self.packed = (one_row.LOGISTIC, np.zeros(0, dtype=np.int64), reals)
 
     def margins(self, X: np.ndarray) -> np.ndarray:
         """Return the log-odds of an encoded matrix."""
@@ -160,12 +161,6 @@ class LogisticEstimator(_FromMargins):
         out = np.empty(X.shape[0])
         _linear_margins(X, self._mean, self._scale, self._coef, self.intercept, out)
         return out
-
-    def margin_one(self, row: Sequence[float]) -> float:
-        """Return the log-odds of one encoded row: the batch's kernel, with no matrix."""
-        return _linear_one(
-            _row(row, self.width), self._mean, self._scale, self._coef, self.intercept
-        )
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Linear SHAP relative to the training mean: the bias is the mean row's margin."""
@@ -222,21 +217,7 @@ def _spline_margins(
     and ``margins`` agree to the bit.
     """
     for i in range(X.shape[0]):
-        out[i] = _spline_one(X[i], coef, columns, bounds, knots, values, intercept)
-
-
-@njit(cache=True, nogil=True)
-def _spline_one(
-    x: Any, coef: Any, columns: Any, bounds: Any, knots: Any, values: Any, intercept: float
-) -> float:  # pragma: no cover - compiled
-    """One row of :func:`_spline_margins` (which calls this for each row)."""
-    z = intercept
-    for j in range(x.shape[0]):
-        z += x[j] * coef[j]
-    for s in range(columns.shape[0]):
-        lo, hi = bounds[s], bounds[s + 1]
-        z += interp_one(x[columns[s]], knots[lo:hi], values[lo:hi])
-    return z
+        out[i] = spline_one(X[i], coef, columns, bounds, knots, values, intercept)
 
 
 @dataclass
@@ -280,6 +261,9 @@ class SplineEstimator(_FromMargins):
         self._bounds = np.cumsum([0, *map(len, self.knots)]).astype(np.int64)
         self._knots = np.asarray([k for ks in self.knots for k in ks], dtype=np.float64)
         self._values = np.asarray([v for vs in self.values for v in vs], dtype=np.float64)
+        ints = np.concatenate([[len(self.columns)], self._columns, self._bounds])
+        reals = np.concatenate([[self.intercept], self._coef, self._knots, self._values])
+        self.packed = (one_row.SPLINE, ints.astype(np.int64), reals)
 
     def margins(self, X: np.ndarray) -> np.ndarray:
         """Return the log-odds of an encoded matrix."""
@@ -296,18 +280,6 @@ class SplineEstimator(_FromMargins):
             out,
         )
         return out
-
-    def margin_one(self, row: Sequence[float]) -> float:
-        """Return the log-odds of one encoded row: the batch's kernel, with no matrix."""
-        return _spline_one(
-            _row(row, self.width),
-            self._coef,
-            self._columns,
-            self._bounds,
-            self._knots,
-            self._values,
-            self.intercept,
-        )
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact SHAP (the model is additive per column): each column's term minus its
@@ -389,6 +361,9 @@ class LightGBMEstimator(_FromMargins):
             parse_lightgbm(model_text, width, best_iteration) if compiled else None
         )
         self.compiled = self.trees is not None
+        if self.trees is not None:
+            reals = np.concatenate([[sigmoid], self.trees.reals])
+            self.packed = (one_row.LIGHTGBM, self.trees.ints, reals)
         self._booster: lightgbm_c.Booster | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -427,12 +402,6 @@ class LightGBMEstimator(_FromMargins):
         else:
             raw = self.booster.predict(X, lightgbm_c.PREDICT_RAW_SCORE, self._num_iteration)
         return np.asarray(self.sigmoid * raw)
-
-    def margin_one(self, row: Sequence[float]) -> float:
-        """Return the log-odds of one encoded row."""
-        if self.trees is not None:
-            return self.sigmoid * self.trees.raw_one(row)
-        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """TreeSHAP from LightGBM's own ``pred_contrib`` (raw-score log-odds, bias last)."""
@@ -507,6 +476,8 @@ class XGBoostEstimator(_FromMargins):
             parse_xgboost(self.raw, width, self.iteration_range) if compiled else None
         )
         self.compiled = self.trees is not None
+        if self.trees is not None:
+            self.packed = (one_row.XGBOOST, self.trees.ints, self.trees.reals)
 
     @property
     def raw(self) -> bytes:
@@ -548,12 +519,6 @@ class XGBoostEstimator(_FromMargins):
             X, iteration_range=self.iteration_range, predict_type="margin"
         )
         return np.asarray(out, dtype=np.float64).reshape(-1)
-
-    def margin_one(self, row: Sequence[float]) -> float:
-        """Return the log-odds of one encoded row (bit for bit the batch's number)."""
-        if self.trees is not None:
-            return self.trees.raw_one(row)
-        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """TreeSHAP from XGBoost's own ``pred_contribs`` (margin log-odds, bias last)."""
@@ -632,6 +597,8 @@ class CatBoostEstimator(_FromMargins):
         )
         self.tables = tables if self.trees is not None else None
         self.compiled = self.trees is not None
+        if self.trees is not None:
+            self.packed = (one_row.CATBOOST, self.trees.ints, self.trees.reals)
         self._model: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -656,12 +623,6 @@ class CatBoostEstimator(_FromMargins):
             return self.trees.raw_many(X)
         raw = self.model.predict(self.layout.pool(X), prediction_type="RawFormulaVal")
         return np.asarray(raw, dtype=np.float64).reshape(-1)
-
-    def margin_one(self, row: Sequence[float]) -> float:
-        """Return the log-odds of one encoded row."""
-        if self.trees is not None:
-            return self.trees.raw_one(np.asarray(row, dtype=np.float64))
-        return float(self.margins(np.asarray(row, dtype=np.float64).reshape(1, -1))[0])
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """TreeSHAP from CatBoost's own ``ShapValues`` (log-odds, bias last).
@@ -744,6 +705,10 @@ class EnsembleEstimator(_FromMargins):
         self.weights = [float(w) for w in weights]
         self.intercept = float(intercept)
         self.width = widths.pop()
+        packs = [getattr(m, "packed", None) for m in self.members]
+        if all(pack is not None for pack in packs):
+            ints, reals = one_row.pack_blend(packs, self.weights, self.intercept)
+            self.packed = (one_row.ENSEMBLE, ints, reals)
 
     def margins(self, X: np.ndarray) -> np.ndarray:
         """Return the log-odds of an encoded matrix."""
@@ -752,14 +717,6 @@ class EnsembleEstimator(_FromMargins):
         for member, weight in zip(self.members, self.weights, strict=True):
             out += weight * member.margins(X)
         return out
-
-    def margin_one(self, row: Sequence[float]) -> float:
-        """Return the log-odds of one encoded row (the members' one-row paths)."""
-        x = np.asarray(row, dtype=np.float64)
-        total = self.intercept
-        for member, weight in zip(self.members, self.weights, strict=True):
-            total += weight * member.margin_one(x)
-        return total
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """The weighted sum of the members' SHAP values; the intercept joins the bias."""

@@ -73,42 +73,11 @@ def _walk(x: Any, root: int, nodes: Any, thresholds: Any, leaves: Any, zero: flo
 
 
 @njit(cache=True, nogil=True)
-def _walk_plain(x: Any, root: int, nodes: Any, thresholds: Any, leaves: Any) -> float:
-    """The decision when every split has missing type None (x already cleaned)."""
-    node = root
-    while node >= 0:  # branch-free step: a data-dependent branch mispredicts half the time
-        node = nodes[node, 1 + np.int64(x[nodes[node, 0]] > thresholds[node])]
-    return leaves[-node - 1]
-
-
-@njit(cache=True, nogil=True)
 def _clean_into(x: Any, out: Any, zero: float) -> None:
     """With missing type None everywhere, NaN and |v| <= 1e-35 both act as 0.0."""
     for j in range(x.shape[0]):
         v = x[j]
         out[j] = 0.0 if np.isnan(v) or -zero <= v <= zero else v
-
-
-@njit(cache=True, nogil=True)
-def _clean(x: Any, zero: float) -> Any:
-    out = np.empty_like(x)
-    _clean_into(x, out, zero)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _raw_row(
-    x: Any, roots: Any, nodes: Any, thresholds: Any, leaves: Any, zero: float, plain: bool
-) -> float:
-    total = 0.0
-    if plain:
-        x = _clean(x, zero)
-        for t in range(roots.shape[0]):
-            total += _walk_plain(x, roots[t], nodes, thresholds, leaves)
-    else:
-        for t in range(roots.shape[0]):
-            total += _walk(x, roots[t], nodes, thresholds, leaves, zero)
-    return total
 
 
 @njit(cache=True, nogil=True)
@@ -146,7 +115,7 @@ def _raw_matrix_plain(
     each tree walks eight rows at once, a fixed ``depths[t]`` steps each (leaves step to
     themselves, see :class:`CompiledTrees`): eight independent load chains the CPU
     overlaps, and no data-dependent branch. Each row sums its trees in order, so the
-    scores are the same bits as :func:`_raw_row`'s.
+    scores are the same bits as :func:`_raw_one_plain`'s.
     """
     n = X.shape[0]
     C = np.empty((min(n, ROW_BLOCK), X.shape[1]))
@@ -176,6 +145,61 @@ def _raw_matrix_plain(
                 for _ in range(depth):
                     a = _step(C, j, a, packed, cuts)
                 out[start + j] += values[a]
+
+
+@njit(cache=True, nogil=True)
+def _raw_one_plain(
+    x: Any, zero: float, roots: Any, depths: Any, packed: Any, cuts: Any, values: Any
+) -> float:
+    """One row's raw score on the matrix walk's layout, four trees at a time.
+
+    A tree's walk is a chain of dependent loads (node, then the row's value, then the
+    child); four trees in flight let the CPU overlap four chains, where one tree after
+    the other waits on each load. The leaves are added in tree order, so the score is
+    the same bits as :func:`_raw_matrix_plain`'s for this row.
+    """
+    C = np.empty((1, x.shape[0]))
+    _clean_into(x, C[0], zero)
+    total = 0.0
+    n = roots.shape[0]
+    t = 0
+    while t + 4 <= n:
+        a0, a1, a2, a3 = roots[t], roots[t + 1], roots[t + 2], roots[t + 3]
+        depth = max(max(depths[t], depths[t + 1]), max(depths[t + 2], depths[t + 3]))
+        for _ in range(depth):
+            a0 = _step(C, 0, a0, packed, cuts)
+            a1 = _step(C, 0, a1, packed, cuts)
+            a2 = _step(C, 0, a2, packed, cuts)
+            a3 = _step(C, 0, a3, packed, cuts)
+        total += values[a0]
+        total += values[a1]
+        total += values[a2]
+        total += values[a3]
+        t += 4
+    for r in range(t, n):
+        a = roots[r]
+        for _ in range(depths[r]):
+            a = _step(C, 0, a, packed, cuts)
+        total += values[a]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def raw_packed(x: Any, ints: Any, reals: Any) -> float:  # pragma: no cover - compiled
+    """One row's raw score from :attr:`CompiledTrees.ints` and ``reals`` (layout there)."""
+    n = ints[1]
+    roots = ints[2 : 2 + n]
+    if ints[0] == 1:
+        depths = ints[2 + n : 2 + 2 * n]
+        packed = ints[2 + 2 * n :]
+        k = packed.shape[0]
+        return _raw_one_plain(x, ZERO_THRESHOLD, roots, depths, packed, reals[:k], reals[k:])
+    nodes = ints[2 + n :].reshape(-1, 4)
+    m = nodes.shape[0]
+    total = 0.0
+    for t in range(n):
+        total += _walk(x, roots[t], nodes, reals[:m], reals[m:], ZERO_THRESHOLD)
+    return total
 
 
 def rows_in_threads(kernel: Callable[[np.ndarray, np.ndarray], None], X: np.ndarray) -> np.ndarray:
@@ -232,6 +256,13 @@ class CompiledTrees:
     packed: np.ndarray = field(init=False, repr=False)
     cuts: np.ndarray = field(init=False, repr=False)
     values: np.ndarray = field(init=False, repr=False)
+    # One row's walk reads two arrays (:func:`raw_packed`), each call's array arguments
+    # being what it costs to enter compiled code: ``ints`` = plain (1 or 0), the tree
+    # count T, then for a plain model ``step_roots``, ``depths``, ``packed`` and
+    # ``reals`` = ``cuts``, ``values``; otherwise ``roots``, ``nodes`` (flat) and
+    # ``reals`` = ``thresholds``, ``leaves``.
+    ints: np.ndarray = field(init=False, repr=False)
+    reals: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.plain = bool(np.all((self.nodes[:, 3] >> 1) == _MISSING_NONE))
@@ -263,15 +294,17 @@ class CompiledTrees:
         self.packed = (np.array(children, dtype=np.int64) << 32) | np.array(features)
         self.cuts = np.array(cuts, dtype=np.float64)
         self.values = np.array(values, dtype=np.float64)
+        head = [int(self.plain), len(self.roots)]
+        if self.plain:
+            self.ints = np.concatenate([head, self.step_roots, self.depths, self.packed])
+            self.reals = np.concatenate([self.cuts, self.values])
+        else:
+            self.ints = np.concatenate([head, self.roots, self.nodes.reshape(-1)]).astype(np.int64)
+            self.reals = np.concatenate([self.thresholds, self.leaves])
 
     def raw_one(self, row: Any) -> float:
         """Return the raw score (log-odds) of one encoded row."""
-        x = np.asarray(row, dtype=np.float64)
-        return float(
-            _raw_row(
-                x, self.roots, self.nodes, self.thresholds, self.leaves, ZERO_THRESHOLD, self.plain
-            )
-        )
+        return float(raw_packed(np.asarray(row, dtype=np.float64), self.ints, self.reals))
 
     def raw_many(self, X: np.ndarray) -> np.ndarray:
         """Return the raw scores of an encoded matrix (rows split over threads, see below)."""
