@@ -2,11 +2,11 @@
 
 Why a separate entry point: a matrix API costs more than the model for one row (LightGBM's
 wrappers validate and allocate, a DataFrame costs more than the trees). So one row takes
-each family's cheapest exact route to its margin — the compiled LightGBM tree walk
-(:mod:`churnops.scoring.trees`), XGBoost's ``inplace_predict`` without a DMatrix, the
-logistic model's compiled loop — and then the *same* compiled scalar function a batch
-applies to each of its margins (:func:`churnops.scoring.calibration.finish_one`: sigmoid,
-then the calibrator).
+each family's cheapest exact route to its margin — one compiled call over the family's
+packed arrays (:mod:`churnops.scoring.one_row`: the tree walks, the linear and spline
+loops, a whole blend at once), or the family's own library when its arithmetic is not
+compiled — and then the *same* compiled scalar function a batch applies to each of its
+margins (:func:`churnops.scoring.calibration.finish_one`: sigmoid, then the calibrator).
 
 Exactness is by construction, and tested: each family's ``margin_one`` is the batch
 kernel's number for that row, and everything after it is elementwise, so
