@@ -21,9 +21,11 @@ The layouts (``w`` = the row's width):
   reals start (M + 1), then the members' ints; ``reals`` = intercept, weights (M), then
   the members' reals.
 
-Exactness: each family's part is its batch kernel's own one-row function, and the blend
-adds ``weight * margin`` to the intercept member by member, the order and operations of
-the batch's ``out += weight * margins``, so one row is bit for bit the batch's number.
+Exactness: each family's part is the arithmetic its batch kernel does for that row — the
+same function where the batch calls one per row, the same operations in the same order
+where it walks several rows at once (LightGBM's plain walk) — and the blend adds
+``weight * margin`` to the intercept member by member, as the batch's
+``out += weight * margins`` does, so one row is bit for bit the batch's number.
 """
 
 from __future__ import annotations
